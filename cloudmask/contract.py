@@ -1,0 +1,127 @@
+"""The model contract: the one place that says what a cloudmask model eats and returns.
+
+Both components read it: the transformer to pick bands, scale them and name the tensors it sends;
+the predictor to check the SavedModel it loads and to answer V2 metadata. Training and export
+read it too, and write it into each model's folder (contract.json) so a model directory is
+self-describing when it travels without this package (e.g. to a gs:// bucket).
+
+Nothing here imports TensorFlow or rasterio: both images install this module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+# Classes of the mask. 255 is not a model class: the transformer writes it where input is nodata.
+CLEAR, CLOUD, SHADOW = 0, 1, 2
+NODATA = 255
+CLASS_NAMES = ("clear", "cloud", "shadow")
+
+# Tensor names on the wire between transformer and predictor (V2 protocol).
+PREDICTOR_INPUT = "reflectance"  # FP32 [N, H, W, B], reflectance 0..1 in the contract's band order
+PREDICTOR_OUTPUT = "probabilities"  # FP32 [N, H, W, 3], softmax over CLASS_NAMES
+
+# Tensor names the transformer (model name `cloudmask`) speaks to users.
+SERVICE_NAME = "cloudmask"
+INPUT_GEOTIFF = "geotiff"
+OUTPUT_MASK = "mask"
+OUTPUT_CLOUD_COVER = "cloud_cover"
+OUTPUT_SHADOW_COVER = "shadow_cover"
+OUTPUT_MASK_GEOTIFF = "mask_geotiff"
+
+# Chip geometry. The nets are fully convolutional with 4 poolings, so any multiple of 16 works;
+# the service always sends CHIP x CHIP.
+CHIP = 512
+CHIP_MULTIPLE = 16
+
+# DN -> reflectance: reflectance = (DN + offset) / scale. Sentinel-2 L1C and L2A before processing
+# baseline 04.00 use offset 0; L2A from baseline 04.00 (Jan 2022) adds BOA_ADD_OFFSET = -1000.
+DEFAULT_SCALE = 10000.0
+DEFAULT_OFFSET = 0.0
+L2A_PB04_OFFSET = -1000.0
+
+# Every Sentinel-2 MSI band, in product order.
+S2_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
+
+# Band order assumed for a file whose band descriptions do not name Sentinel-2 bands and whose
+# request gives no `bands`: keyed by band count.
+DEFAULT_BANDS_BY_COUNT: dict[int, tuple[str, ...]] = {
+    4: ("B02", "B03", "B04", "B08"),
+    6: ("B02", "B03", "B04", "B08", "B11", "B12"),
+    10: ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"),
+    12: tuple(b for b in S2_BANDS if b != "B10"),  # L2A products carry no cirrus band
+    13: S2_BANDS,  # L1C
+}
+
+BANDS_6 = ("B02", "B03", "B04", "B08", "B11", "B12")
+BANDS_4 = ("B02", "B03", "B04", "B08")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelContract:
+    """What one served model needs and gives back."""
+
+    name: str  # V2 model name on the predictor
+    bands: tuple[str, ...]  # input channel order
+    description: str = ""
+    classes: tuple[str, ...] = CLASS_NAMES
+    input_name: str = PREDICTOR_INPUT
+    output_name: str = PREDICTOR_OUTPUT
+    value_range: tuple[float, float] = (0.0, 1.0)  # reflectance the net expects (clipped to this)
+
+    @property
+    def n_bands(self) -> int:
+        return len(self.bands)
+
+    def to_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["bands"] = list(self.bands)
+        d["classes"] = list(self.classes)
+        d["value_range"] = list(self.value_range)
+        d["scaling"] = "reflectance = (DN + offset) / scale, clipped to value_range"
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "ModelContract":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in fields}
+        return cls(**kw)
+
+
+# The models the service knows, in order of preference: the first whose bands the input carries wins.
+CLOUDMASK_6B = ModelContract("cloudmask-6b", BANDS_6, "U-Net, 6 bands (10 m + SWIR)")
+CLOUDMASK_4B = ModelContract("cloudmask-4b", BANDS_4, "U-Net, 4 bands (10 m only)")
+BASELINE_6B = ModelContract("baseline-6b", BANDS_6, "spectral tests (brightness, whiteness, NDSI, dark NIR/SWIR)")
+BASELINE_4B = ModelContract("baseline-4b", BANDS_4, "spectral tests on 10 m bands (brightness, whiteness, dark NIR)")
+
+CONTRACTS: dict[str, ModelContract] = {c.name: c for c in (CLOUDMASK_6B, CLOUDMASK_4B, BASELINE_6B, BASELINE_4B)}
+# Model families: the transformer's --model_family picks one, then the bands pick the variant.
+FAMILIES: dict[str, tuple[ModelContract, ...]] = {
+    "cloudmask": (CLOUDMASK_6B, CLOUDMASK_4B),
+    "baseline": (BASELINE_6B, BASELINE_4B),
+}
+
+CONTRACT_FILE = "contract.json"
+
+
+def choose(family: str, available: set[str] | tuple[str, ...] | list[str]) -> ModelContract | None:
+    """The first model of `family` whose bands are all in `available`, or None."""
+    have = set(available)
+    for c in FAMILIES[family]:
+        if set(c.bands) <= have:
+            return c
+    return None
+
+
+def write_contract(model_dir: Path, contract: ModelContract, version: str, extra: dict | None = None) -> Path:
+    payload = {**contract.to_json(), "version": str(version), **(extra or {})}
+    path = Path(model_dir) / CONTRACT_FILE
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return path
+
+
+def read_contract(model_dir: Path) -> tuple[ModelContract, dict]:
+    raw = json.loads((Path(model_dir) / CONTRACT_FILE).read_text())
+    return ModelContract.from_json(raw), raw

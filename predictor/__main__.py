@@ -1,0 +1,65 @@
+"""python -m predictor: serve every cloudmask SavedModel under --model_dir with kserve's ModelServer.
+
+Takes all of kserve's ModelServer flags (--http_port, --grpc_port, --workers, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import kserve
+from kserve import model_server as ms
+
+from cloudmask import server as cm_server
+
+from .model import SegmentationModel
+from .savedmodel import discover
+
+BUNDLED = Path(__file__).resolve().parent.parent / "models"
+# One 512x512 6-band FP32 chip is 6.3 MB: kserve's 8 MB default would refuse a batch of two.
+GRPC_MESSAGE_BYTES = 256 * 1024 * 1024
+
+
+def parse(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(parents=[ms.parser], conflict_handler="resolve",
+                                     description=__doc__)
+    parser.add_argument("--model_dir", default=str(BUNDLED),
+                        help="folder of <model-name>/<version>/ SavedModels (KServe mounts /mnt/models)")
+    parser.add_argument("--fallback_model_dir", default=str(BUNDLED),
+                        help="served when --model_dir holds no model (e.g. no storageUri was given)")
+    parser.add_argument("--models", default="",
+                        help="comma-separated model names to serve (default: all found)")
+    cm_server.add_bind_argument(parser)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    given = set(sys.argv[1:] if argv is None else argv)
+    for flag in ("grpc_max_send_message_length", "grpc_max_receive_message_length"):
+        if not any(a.startswith(f"--{flag}") for a in given):
+            setattr(ms.args, flag, GRPC_MESSAGE_BYTES)
+    found = discover(args.model_dir) if Path(args.model_dir).is_dir() else []
+    if not found:
+        logging.warning("no model under %s; serving the bundled models from %s",
+                        args.model_dir, args.fallback_model_dir)
+        found = discover(args.fallback_model_dir)
+    wanted = {m for m in args.models.split(",") if m}
+    if wanted:
+        found = [m for m in found if m.contract.name in wanted]
+    if not found:
+        logging.error("no model to serve")
+        return 2
+    models = [SegmentationModel(m) for m in found]
+    for m in models:
+        m.load()
+        logging.info("loaded %s version %s from %s", m.name, m.version, m.model_dir.path)
+    cm_server.model_server(args).start(models)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

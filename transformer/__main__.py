@@ -1,0 +1,61 @@
+"""python -m transformer: the `cloudmask` service in front of the predictor.
+
+Takes all of kserve's ModelServer flags; --predictor_host and --predictor_protocol (grpc-v2 by
+default here, ~15x faster than REST for float tensors) point it at the predictor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from fastapi.responses import JSONResponse
+from kserve import model_server as ms
+from kserve.predictor_config import PredictorConfig
+
+from cloudmask import contract
+from cloudmask import server as cm_server
+
+from .model import CloudMaskTransformer, RequestTooLarge
+
+
+def parse(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(parents=[ms.parser], conflict_handler="resolve", description=__doc__)
+    parser.add_argument("--model_name", default=contract.SERVICE_NAME)
+    parser.add_argument("--predictor_protocol", default="grpc-v2", choices=["grpc-v2", "v2"],
+                        help="how to reach the predictor: grpc-v2 (default) or v2 (REST, binary tensors)")
+    parser.add_argument("--model_family", default="cloudmask", choices=sorted(contract.FAMILIES),
+                        help="which predictor models to use: the U-Nets or the spectral-test baseline")
+    parser.add_argument("--max_pixels", type=int, default=4096 * 4096,
+                        help="pixel budget of one request (after --window); larger ones get 413")
+    parser.add_argument("--batch_size", type=int, default=4, help="chips per predictor call")
+    parser.add_argument("--max_in_flight", type=int, default=2, help="predictor calls in flight per request")
+    parser.add_argument("--overlap", type=int, default=64, help="overlap of neighbouring chips, px")
+    cm_server.add_bind_argument(parser)
+    return parser.parse_args(argv)
+
+
+async def _too_large(_request, exc: RequestTooLarge):
+    return JSONResponse(status_code=413, content={"error": exc.details})
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    predictor = PredictorConfig(
+        predictor_host=args.predictor_host, predictor_protocol=args.predictor_protocol,
+        predictor_use_ssl=args.predictor_use_ssl,
+        predictor_request_timeout_seconds=args.predictor_request_timeout_seconds,
+        predictor_request_retries=args.predictor_request_retries,
+        predictor_health_check=args.enable_predictor_health_check)
+    model = CloudMaskTransformer(
+        name=args.model_name, family=args.model_family, max_pixels=args.max_pixels,
+        batch_size=args.batch_size, max_in_flight=args.max_in_flight, overlap=args.overlap,
+        timeout_s=args.predictor_request_timeout_seconds)
+    ms.app.add_exception_handler(RequestTooLarge, _too_large)
+    server = cm_server.model_server(args, predictor_config=predictor)
+    server.start([model])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Read the V2 request of the `cloudmask` service: the GeoTIFF bytes and its parameters.
+
+Knows the V2 shapes (REST JSON, REST binary, gRPC) but nothing of rasters.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import json
+
+import numpy as np
+
+from cloudmask import contract
+
+from .errors import BadInput
+
+
+OUTPUTS = (contract.OUTPUT_MASK, contract.OUTPUT_CLOUD_COVER, contract.OUTPUT_SHADOW_COVER,
+           contract.OUTPUT_MASK_GEOTIFF)
+
+
+@dataclasses.dataclass(frozen=True)
+class Params:
+    bands: tuple[str, ...] | None = None
+    window: tuple[int, int, int, int] | None = None
+    scale: float = contract.DEFAULT_SCALE
+    offset: float | None = None  # None: from the file's BOA_ADD_OFFSET tag if any, else 0
+    outputs: tuple[str, ...] = ()  # requested outputs, in order; empty: the default three
+
+
+def _listish(value, what: str):
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if isinstance(value, str):
+        s = value.strip()
+        if s.startswith("["):
+            try:
+                return list(json.loads(s))
+            except json.JSONDecodeError:
+                raise BadInput(f"{what} is not valid JSON: {value!r}") from None
+        return [v.strip() for v in s.split(",") if v.strip()]
+    raise BadInput(f"{what} must be a list or a comma-separated string, got {type(value).__name__}")
+
+
+def params(parameters: dict | None, requested_outputs=()) -> Params:
+    p = dict(parameters or {})
+    bands = _listish(p.get("bands"), "bands")
+    window = _listish(p.get("window"), "window")
+    if window is not None:
+        if len(window) != 4:
+            raise BadInput(f"window must be [col, row, width, height], got {window!r}")
+        try:
+            window = tuple(int(v) for v in window)
+        except (TypeError, ValueError):
+            raise BadInput(f"window must hold integers, got {window!r}") from None
+    try:
+        scale = float(p.get("scale", contract.DEFAULT_SCALE))
+        offset = float(p["offset"]) if p.get("offset") is not None else None
+    except (TypeError, ValueError):
+        raise BadInput(f"scale and offset must be numbers, got {p.get('scale')!r}, {p.get('offset')!r}") from None
+    outputs = tuple(getattr(o, "name", o) for o in (requested_outputs or ()))
+    unknown = [o for o in outputs if o not in OUTPUTS]
+    if unknown:
+        raise BadInput(f"unknown output(s) {unknown}; known: {list(OUTPUTS)}")
+    return Params(bands=tuple(bands) if bands is not None else None, window=window, scale=scale,
+                  offset=offset, outputs=outputs)
+
+
+def geotiff_bytes(inputs) -> bytes:
+    """The one `geotiff` input as bytes: BYTES [1], raw (binary/gRPC) or base64 (JSON)."""
+    named = [i for i in inputs if i.name == contract.INPUT_GEOTIFF]
+    if len(named) != 1:
+        got = ", ".join(i.name for i in inputs) or "none"
+        raise BadInput(f"expected one input named '{contract.INPUT_GEOTIFF}', got: {got}")
+    inp = named[0]
+    if inp.datatype != "BYTES":
+        raise BadInput(f"input '{contract.INPUT_GEOTIFF}' must be BYTES, got {inp.datatype}")
+    if list(inp.shape) != [1]:
+        raise BadInput(f"input '{contract.INPUT_GEOTIFF}' must have shape [1], got {list(inp.shape)}")
+    try:
+        arr = inp.as_numpy()
+    except Exception as e:
+        raise BadInput(f"input '{contract.INPUT_GEOTIFF}' could not be read: {e}") from None
+    if arr.size != 1:
+        raise BadInput(f"input '{contract.INPUT_GEOTIFF}' must hold one element, got {arr.size}")
+    item = arr.reshape(-1)[0]
+    if isinstance(item, np.bytes_):
+        item = bytes(item)
+    if isinstance(item, str):  # REST JSON: base64 text
+        try:
+            return base64.b64decode(item, validate=True)
+        except (binascii.Error, ValueError):
+            raise BadInput(f"input '{contract.INPUT_GEOTIFF}' in JSON must be base64 text") from None
+    if isinstance(item, bytes):
+        return item
+    raise BadInput(f"input '{contract.INPUT_GEOTIFF}' holds {type(item).__name__}, expected bytes")

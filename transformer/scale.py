@@ -1,0 +1,50 @@
+"""DN -> reflectance, and which pixels are nodata."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cloudmask import contract
+
+from .errors import BadInput
+
+
+def check(scale: float, offset: float) -> tuple[float, float]:
+    try:
+        scale, offset = float(scale), float(offset)
+    except (TypeError, ValueError):
+        raise BadInput(f"scale and offset must be numbers, got {scale!r}, {offset!r}") from None
+    if not np.isfinite(scale) or scale <= 0:
+        raise BadInput(f"scale must be a positive number, got {scale}")
+    if not np.isfinite(offset):
+        raise BadInput(f"offset must be finite, got {offset}")
+    return scale, offset
+
+
+def nodata_mask(data: np.ndarray, nodata: float | None) -> np.ndarray:
+    """(bands, H, W) -> (H, W) bool: every band 0, or any band equal to the file's nodata value, or NaN."""
+    invalid = np.all(data == 0, axis=0)
+    if nodata is not None and not (isinstance(nodata, float) and np.isnan(nodata)):
+        invalid |= np.any(data == nodata, axis=0)
+    if np.issubdtype(data.dtype, np.floating):
+        invalid |= np.any(np.isnan(data), axis=0)
+    return invalid
+
+
+def to_reflectance(data: np.ndarray, scale: float = contract.DEFAULT_SCALE,
+                   offset: float = contract.DEFAULT_OFFSET,
+                   value_range=(0.0, 1.0)) -> np.ndarray:
+    """(bands, H, W) DN -> (H, W, bands) float32 reflectance = (DN + offset) / scale, clipped.
+
+    Channels-last because that is the nets' layout; the clip keeps saturated or negative
+    (L2A dark-object) values inside what the nets were trained on.
+    """
+    out = np.empty(data.shape[1:] + (data.shape[0],), dtype=np.float32)
+    for i, band in enumerate(data):
+        b = band.astype(np.float32)
+        if offset:
+            b += np.float32(offset)
+        b *= np.float32(1.0 / scale)
+        np.clip(b, value_range[0], value_range[1], out=out[..., i])
+    out[np.isnan(out)] = 0.0
+    return out

@@ -1,0 +1,61 @@
+"""Put per-chip class probabilities back together with overlap blending.
+
+Each chip's probabilities are weighted by a ramp that falls towards the chip's edges over the
+overlap width (where a net sees least context) and averaged where chips overlap, so no seam
+shows. The weights never reach zero, so pixels at the raster's own edges, covered by one chip
+only, still get that chip's answer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cloudmask import contract
+
+from .tile import TilePlan
+
+
+def _ramp(n: int, overlap: int) -> np.ndarray:
+    if overlap == 0:
+        return np.ones(n, dtype=np.float32)
+    i = np.arange(n, dtype=np.float32)
+    return np.minimum(np.minimum(i + 1, n - i), overlap + 1) / np.float32(overlap + 1)
+
+
+class Stitcher:
+    def __init__(self, tp: TilePlan, n_classes: int = len(contract.CLASS_NAMES)):
+        self.tp = tp
+        self.acc = np.zeros((tp.height, tp.width, n_classes), dtype=np.float32)
+        self.wsum = np.zeros((tp.height, tp.width), dtype=np.float32)
+        self.weight = np.outer(_ramp(tp.chip_h, tp.overlap), _ramp(tp.chip_w, tp.overlap))
+
+    def add(self, probs: np.ndarray, positions) -> None:
+        """probs: (N, chip_h, chip_w, C) for the N chips at `positions`."""
+        for p, (r, c) in zip(probs, positions):
+            h = min(self.tp.chip_h, self.tp.height - r)  # crop the padding of small rasters
+            w = min(self.tp.chip_w, self.tp.width - c)
+            wt = self.weight[:h, :w]
+            self.acc[r:r + h, c:c + w] += p[:h, :w] * wt[..., None]
+            self.wsum[r:r + h, c:c + w] += wt
+
+    def probabilities(self) -> np.ndarray:
+        if not np.all(self.wsum > 0):
+            raise RuntimeError("some pixels were covered by no chip")
+        return self.acc / self.wsum[..., None]
+
+
+def to_mask(probs: np.ndarray, invalid: np.ndarray | None = None) -> np.ndarray:
+    """(H, W, C) probabilities -> (H, W) uint8 classes, NODATA where `invalid`."""
+    mask = np.argmax(probs, axis=-1).astype(np.uint8)
+    if invalid is not None:
+        mask[invalid] = contract.NODATA
+    return mask
+
+
+def cover(mask: np.ndarray) -> tuple[float, float]:
+    """Cloud and shadow fractions of the valid (not NODATA) pixels; 0 when none is valid."""
+    valid = np.count_nonzero(mask != contract.NODATA)
+    if valid == 0:
+        return 0.0, 0.0
+    return (float(np.count_nonzero(mask == contract.CLOUD)) / valid,
+            float(np.count_nonzero(mask == contract.SHADOW)) / valid)
