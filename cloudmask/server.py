@@ -49,6 +49,23 @@ def bind(address: str) -> None:
         _grpc_server.aio = type("aio", (), {"server": staticmethod(server), "_cloudmask_bound": True})
 
 
+# kserve's gRPC default is 8 MB: one 512x512 6-band FP32 chip is 6.3 MB, and a 2048x2048
+# 13-band GeoTIFF block 109 MB. The pixel budget, not the transport, should bound a request.
+GRPC_MESSAGE_BYTES = 1024 * 1024 * 1024
+
+
+def raise_grpc_message_limits(argv=None) -> None:
+    """Unless given on the command line, lift kserve's gRPC message limits to GRPC_MESSAGE_BYTES."""
+    import sys
+
+    from kserve import model_server as ms
+
+    given = sys.argv[1:] if argv is None else argv
+    for flag in ("grpc_max_send_message_length", "grpc_max_receive_message_length"):
+        if not any(a.startswith(f"--{flag}") for a in given):
+            setattr(ms.args, flag, GRPC_MESSAGE_BYTES)
+
+
 class VersionedDataPlane(_dataplane.DataPlane):
     """V2 model metadata with `versions` (kserve 0.21 leaves it out) from the model's `version`."""
 

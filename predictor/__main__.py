@@ -19,8 +19,6 @@ from .model import SegmentationModel
 from .savedmodel import discover
 
 BUNDLED = Path(__file__).resolve().parent.parent / "models"
-# One 512x512 6-band FP32 chip is 6.3 MB: kserve's 8 MB default would refuse a batch of two.
-GRPC_MESSAGE_BYTES = 256 * 1024 * 1024
 
 
 def parse(argv=None) -> argparse.Namespace:
@@ -38,10 +36,7 @@ def parse(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse(argv)
-    given = set(sys.argv[1:] if argv is None else argv)
-    for flag in ("grpc_max_send_message_length", "grpc_max_receive_message_length"):
-        if not any(a.startswith(f"--{flag}") for a in given):
-            setattr(ms.args, flag, GRPC_MESSAGE_BYTES)
+    cm_server.raise_grpc_message_limits(argv)
     found = discover(args.model_dir) if Path(args.model_dir).is_dir() else []
     if not found:
         logging.warning("no model under %s; serving the bundled models from %s",

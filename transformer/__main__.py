@@ -41,6 +41,7 @@ async def _too_large(_request, exc: RequestTooLarge):
 
 def main(argv=None) -> int:
     args = parse(argv)
+    cm_server.raise_grpc_message_limits(argv)
     predictor = PredictorConfig(
         predictor_host=args.predictor_host, predictor_protocol=args.predictor_protocol,
         predictor_use_ssl=args.predictor_use_ssl,

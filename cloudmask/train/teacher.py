@@ -2,8 +2,10 @@
 
 ukis-csmask's `CSmask` returns only the argmax mask, so we run its ONNX models directly (same normalisation,
 same 256-px tiling with overlap and smooth blending, via ukis_csmask.utils) to get class probabilities.
-The package asks for ~30 m input, so 10 m scenes are block-averaged 3x3 before the teacher and the
-probabilities upsampled back (bilinear). Pixels whose top probability is below `min_conf` get IGNORE (255),
+The package asks for ~30 m input; on the small 10 m scenes here (100x100 and 512x512 px) block-averaging
+3x3 first left the teacher too little context (whole clear dates of the DEA stack came out "cloud"), so the
+default runs it at native 10 m (`factor=1`); `factor=3` block-averages and upsamples probabilities back.
+Pixels whose top probability is below `min_conf` get IGNORE (255),
 which the training loss skips. Labels are cached as .npz in the workdir.
 """
 
@@ -39,7 +41,7 @@ def _downsample(img: np.ndarray, f: int) -> np.ndarray:
     return img[:hh, :ww].reshape(hh // f, f, ww // f, f, b).mean(axis=(1, 3))
 
 
-def teacher_probabilities(scene: Scene, factor: int = 3, threads: int = 2) -> np.ndarray:
+def teacher_probabilities(scene: Scene, factor: int = 1, threads: int = 2) -> np.ndarray:
     """(H, W, 3) ukis-csmask probabilities (clear, cloud, shadow) for `scene`."""
     import onnxruntime as ort
     from scipy.ndimage import zoom
@@ -77,7 +79,7 @@ def confident_labels(probs: np.ndarray, min_conf: float) -> np.ndarray:
     return lab
 
 
-def pseudo_labels(scenes: list[Scene], cache_dir: Path, min_conf: float = 0.9, factor: int = 3) -> list[np.ndarray]:
+def pseudo_labels(scenes: list[Scene], cache_dir: Path, min_conf: float = 0.9, factor: int = 1) -> list[np.ndarray]:
     """Confident teacher labels for each scene, cached in `cache_dir` keyed by scene content and settings."""
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,113 @@
+"""A V2 client of the `cloudmask` service: one GeoTIFF in, one mask out, over REST or gRPC.
+
+Uses tritonclient (the reference V2 client). Imports only the transport it needs, so the
+REST path never loads gRPC protobufs (kserve's and tritonclient's clash in one process).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from cloudmask import contract
+
+
+@dataclasses.dataclass
+class Answer:
+    mask: np.ndarray
+    cloud_cover: float
+    shadow_cover: float
+    model_version: str
+    mask_geotiff: bytes | None = None
+    parameters: dict = dataclasses.field(default_factory=dict)
+
+
+class ServiceError(RuntimeError):
+    """The service refused the request; `status` is the HTTP status or gRPC code name."""
+
+    def __init__(self, status, message: str):
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.message = message
+
+
+def _params(bands=None, window=None, scale=None, offset=None) -> dict:
+    p = {}
+    if bands:
+        p["bands"] = ",".join(bands) if not isinstance(bands, str) else bands
+    if window is not None:
+        p["window"] = ",".join(str(int(v)) for v in window)
+    if scale is not None:
+        p["scale"] = float(scale)
+    if offset is not None:
+        p["offset"] = float(offset)
+    return p
+
+
+class Client:
+    def __init__(self, url: str | None = None, grpc: str | None = None, model: str = contract.SERVICE_NAME,
+                 headers: dict | None = None, timeout_s: float = 300.0):
+        if bool(url) == bool(grpc):
+            raise ValueError("give exactly one of url (REST) or grpc (host:port)")
+        self.model = model
+        self.headers = headers or {}
+        self.timeout_s = timeout_s
+        if grpc:
+            import tritonclient.grpc as tc
+
+            self._tc = tc
+            # a whole scene window can exceed gRPC's 4 MB default in either direction
+            opts = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+            self._c = tc.InferenceServerClient(grpc, channel_args=opts)
+            self.protocol = "grpc"
+        else:
+            import tritonclient.http as tc
+
+            self._tc = tc
+            host = url.split("://", 1)[-1].rstrip("/")
+            self._c = tc.InferenceServerClient(host, ssl=url.startswith("https://"),
+                                               connection_timeout=timeout_s, network_timeout=timeout_s)
+            self.protocol = "rest"
+
+    def close(self):
+        self._c.close()
+
+    def ready(self) -> bool:
+        try:
+            return bool(self._c.is_model_ready(self.model, headers=self.headers))
+        except Exception:
+            return False
+
+    def predict(self, tif: bytes, bands=None, window=None, scale=None, offset=None,
+                want_geotiff: bool = False) -> Answer:
+        tc = self._tc
+        inp = tc.InferInput(contract.INPUT_GEOTIFF, [1], "BYTES")
+        names = [contract.OUTPUT_MASK, contract.OUTPUT_CLOUD_COVER, contract.OUTPUT_SHADOW_COVER]
+        if want_geotiff:
+            names.append(contract.OUTPUT_MASK_GEOTIFF)
+        arr = np.array([tif], dtype=np.object_)
+        if self.protocol == "grpc":
+            inp.set_data_from_numpy(arr)
+            outs = [tc.InferRequestedOutput(n) for n in names]
+        else:
+            inp.set_data_from_numpy(arr, binary_data=True)
+            outs = [tc.InferRequestedOutput(n, binary_data=True) for n in names]
+        try:
+            res = self._c.infer(self.model, [inp], outputs=outs, headers=self.headers,
+                                parameters=_params(bands, window, scale, offset) or None,
+                                **({"client_timeout": self.timeout_s} if self.protocol == "grpc" else {}))
+        except tc.InferenceServerException as e:
+            raise ServiceError(e.status(), e.message()) from None
+        resp = res.get_response(as_json=True) if self.protocol == "grpc" else res.get_response()
+        params = {k: (v.get("string_param") or v.get("int64_param") or v.get("double_param") or v.get("bool_param"))
+                  if isinstance(v, dict) else v for k, v in (resp.get("parameters") or {}).items()}
+        geotiff = None
+        if want_geotiff:
+            geotiff = bytes(res.as_numpy(contract.OUTPUT_MASK_GEOTIFF).reshape(-1)[0])
+        return Answer(
+            mask=res.as_numpy(contract.OUTPUT_MASK),
+            cloud_cover=float(res.as_numpy(contract.OUTPUT_CLOUD_COVER)[0]),
+            shadow_cover=float(res.as_numpy(contract.OUTPUT_SHADOW_COVER)[0]),
+            model_version=resp.get("model_version", "") or resp.get("modelVersion", ""),
+            mask_geotiff=geotiff, parameters=params)

@@ -1,0 +1,111 @@
+"""`cloudmask predict SCENE.tif --out MASK.tif`: mask a GeoTIFF of any size through the service."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+from pathlib import Path
+
+from cloudmask import contract
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("scene", type=Path, help="Sentinel-2 GeoTIFF (L2A or L1C, DN)")
+    p.add_argument("--out", type=Path, required=True, help="mask GeoTIFF to write (0 clear, 1 cloud, 2 shadow, 255 nodata)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--url", default=None, help="REST endpoint of the service (default http://127.0.0.1:8080)")
+    where.add_argument("--grpc", default=None, help="gRPC endpoint host:port, e.g. 127.0.0.1:8081")
+    p.add_argument("--host-header", default=None,
+                   help="Host header for a KServe ingress, e.g. cloudmask.default.example.com")
+    p.add_argument("--bands", default=None, help="band names in file order, e.g. B02,B03,B04,B08 (when the file does not say)")
+    p.add_argument("--window", default=None, help="COL,ROW,WIDTH,HEIGHT: mask only this part")
+    p.add_argument("--scale", type=float, default=None, help=f"DN per reflectance unit (default {contract.DEFAULT_SCALE:g})")
+    p.add_argument("--offset", type=float, default=None,
+                   help="BOA_ADD_OFFSET: -1000 for L2A of processing baseline >= 04.00 (default 0)")
+    p.add_argument("--block", type=int, default=2048, help="block side for scenes larger than one request, px")
+    p.add_argument("--margin", type=int, default=64, help="context read around each block, px")
+    p.add_argument("--concurrency", type=int, default=2, help="requests in flight for large scenes")
+    p.add_argument("--preview", type=Path, default=None, help="also write a PNG preview (true colour + mask)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds per request")
+
+
+def _progress_bar(enabled: bool):
+    """A rich progress bar on a terminal, nothing otherwise (logs and CI stay clean)."""
+    if not enabled:
+        return None, None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                   TimeRemainingColumn(), transient=True)
+    task = bar.add_task("masking", total=None)
+    lock = threading.Lock()
+
+    def update(done, total):
+        with lock:
+            bar.update(task, completed=done, total=total)
+
+    return bar, update
+
+
+def run(args: argparse.Namespace) -> int:
+    from cloudmask import scene
+    from cloudmask.client import Client, ServiceError
+
+    window = None
+    if args.window:
+        try:
+            window = tuple(int(v) for v in args.window.split(","))
+            assert len(window) == 4
+        except (ValueError, AssertionError):
+            print(f"error: --window must be COL,ROW,WIDTH,HEIGHT, got {args.window!r}", file=sys.stderr)
+            return 2
+    if not args.scene.is_file():
+        print(f"error: no such file: {args.scene}", file=sys.stderr)
+        return 2
+    bands = [b.strip() for b in args.bands.split(",")] if args.bands else None
+    headers = {"Host": args.host_header} if args.host_header else None
+    local = threading.local()
+    clients = []
+
+    def predict(payload: bytes, server_window):
+        c = getattr(local, "client", None)
+        if c is None:  # one connection per worker thread
+            c = local.client = Client(url=None if args.grpc else (args.url or "http://127.0.0.1:8080"),
+                                      grpc=args.grpc, headers=headers, timeout_s=args.timeout)
+            clients.append(c)
+        return c.predict(payload, bands=bands, window=server_window, scale=args.scale, offset=args.offset)
+
+    bar, update = _progress_bar(sys.stderr.isatty())
+    try:
+        if bar:
+            bar.start()
+        res = scene.run(args.scene, args.out, predict, window=window, block=args.block, margin=args.margin,
+                        concurrency=args.concurrency, progress=update)
+    except ServiceError as e:
+        print(f"error: the service refused the request ({e.status}): {e.message}", file=sys.stderr)
+        return 1
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    finally:
+        if bar:
+            bar.stop()
+        for c in clients:
+            c.close()
+    if args.preview:
+        from cloudmask import preview
+
+        preview.write(args.scene, args.out, args.preview, window=window, bands=bands)
+    summary = {"cloud_cover": round(res.cloud_cover, 6), "shadow_cover": round(res.shadow_cover, 6),
+               "width": res.width, "height": res.height, "model_version": res.model_version,
+               "seconds": round(res.seconds, 3)}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{args.out}: {res.width}x{res.height} px, cloud {100 * res.cloud_cover:.2f} %, "
+              f"shadow {100 * res.shadow_cover:.2f} %, model {res.model_version}, "
+              f"{res.requests} request(s), {res.seconds:.2f} s")
+    return 0

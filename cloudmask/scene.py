@@ -1,0 +1,160 @@
+"""Masking a raster of any size through the service, one block per request.
+
+A whole Sentinel-2 tile (10980 x 10980 px, 13 bands) is 3 GB of pixels: far over one request's
+budget and more than a laptop wants in memory. The scene is cut into blocks; each is read
+with a margin on every side (so the net sees context across the block edge and no seam shows),
+encoded as its own small GeoTIFF, sent as one request, and only its core — without the margin —
+is written into the output mask. Requests run concurrently so a cluster's replicas share them.
+Nothing here holds more than `concurrency` blocks at a time.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import rasterio
+from rasterio.io import MemoryFile
+from rasterio.windows import Window
+
+from cloudmask import contract
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+    core: Window  # written to the output
+    read: Window  # sent: core plus margin, clipped to the raster
+
+
+def blocks(region: Window, size: int, margin: int, width: int, height: int) -> list[Block]:
+    """Cut `region` into cores of at most size x size, each read with `margin` px of context."""
+    out = []
+    c0, r0 = int(region.col_off), int(region.row_off)
+    w, h = int(region.width), int(region.height)
+    for r in range(r0, r0 + h, size):
+        for c in range(c0, c0 + w, size):
+            core = Window(c, r, min(size, c0 + w - c), min(size, r0 + h - r))
+            rc, rr = max(0, c - margin), max(0, r - margin)
+            re_c = min(width, c + core.width + margin)
+            re_r = min(height, r + core.height + margin)
+            out.append(Block(core=core, read=Window(rc, rr, re_c - rc, re_r - rr)))
+    return out
+
+
+def block_geotiff(src, win: Window) -> bytes:
+    """The pixels of `win` as a GeoTIFF keeping band descriptions, nodata and tags."""
+    data = src.read(window=win)
+    prof = dict(driver="GTiff", width=int(win.width), height=int(win.height), count=src.count,
+                dtype=src.dtypes[0], crs=src.crs, transform=src.window_transform(win), nodata=src.nodata)
+    with MemoryFile() as mem:
+        with mem.open(**prof) as dst:
+            dst.write(data)
+            for i, d in enumerate(src.descriptions, start=1):
+                if d:
+                    dst.set_band_description(i, d)
+            dst.update_tags(**src.tags())
+        return mem.read()
+
+
+@dataclasses.dataclass
+class Result:
+    width: int
+    height: int
+    cloud_cover: float
+    shadow_cover: float
+    model_version: str
+    seconds: float
+    requests: int
+    bytes_sent: int
+
+
+def run(src_path: Path | str, out_path: Path | str, predict: Callable[[bytes, Window | None], object],
+        window=None, block: int = 2048, margin: int = 64, concurrency: int = 2,
+        progress: Callable[[int, int], None] | None = None, whole_file_max_bytes: int = 256 << 20) -> Result:
+    """Mask `src_path` (or its `window` = (col, row, width, height)) into `out_path`.
+
+    predict(tif_bytes, server_window) -> client.Answer. A raster that fits one block is sent
+    as it is (with `window` as a request parameter); a larger one is cut into blocks.
+    """
+    from transformer.encode import mask_profile  # the same mask format the service writes
+
+    t0 = time.perf_counter()
+    src_path, out_path = Path(src_path), Path(out_path)
+    with rasterio.open(src_path) as src:
+        region = Window(*window) if window is not None else Window(0, 0, src.width, src.height)
+        if (region.col_off < 0 or region.row_off < 0 or region.col_off + region.width > src.width
+                or region.row_off + region.height > src.height or region.width <= 0 or region.height <= 0):
+            raise ValueError(f"window {tuple(window)} is outside the raster of {src.width}x{src.height} px")
+        prof = mask_profile(int(region.height), int(region.width), src.crs, src.window_transform(region))
+        counts = np.zeros(3, dtype=np.int64)  # valid, cloud, shadow
+        versions = set()
+        sent = 0
+        small = region.width <= block and region.height <= block
+        if small and src_path.stat().st_size <= whole_file_max_bytes:
+            payload = src_path.read_bytes()
+            ans = predict(payload, None if window is None else tuple(int(v) for v in window))
+            plan = [(Block(core=region, read=region), ans, len(payload))]
+            todo = []
+        else:
+            plan = []
+            todo = blocks(region, block, margin, src.width, src.height)
+        lock = threading.Lock()
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        with rasterio.open(out_path, "w", **prof) as dst:
+            dst.set_band_description(1, "cloudmask: 0 clear, 1 cloud, 2 shadow, 255 nodata")
+
+            def write(b: Block, ans, nbytes: int):
+                nonlocal sent
+                r = int(b.core.row_off - b.read.row_off)
+                c = int(b.core.col_off - b.read.col_off)
+                core = ans.mask[r:r + int(b.core.height), c:c + int(b.core.width)]
+                with lock:
+                    dst.write(core, 1, window=Window(b.core.col_off - region.col_off, b.core.row_off - region.row_off,
+                                                     b.core.width, b.core.height))
+                    counts[0] += np.count_nonzero(core != contract.NODATA)
+                    counts[1] += np.count_nonzero(core == contract.CLOUD)
+                    counts[2] += np.count_nonzero(core == contract.SHADOW)
+                    versions.add(ans.model_version)
+                    sent += nbytes
+
+            for b, ans, n in plan:
+                write(b, ans, n)
+            if todo:
+                # reading is rasterio's and not thread-safe on one handle: read under the lock,
+                # send in parallel; at most `concurrency` blocks are in memory at once
+                def one(b: Block):
+                    with lock:
+                        payload = block_geotiff(src, b.read)
+                    write(b, predict(payload, None), len(payload))
+
+                done = 0
+                with cf.ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+                    pending = set()
+                    it = iter(todo)
+                    for b in it:
+                        pending.add(pool.submit(one, b))
+                        if len(pending) >= concurrency:
+                            finished, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+                            for f in finished:
+                                f.result()
+                                done += 1
+                                if progress:
+                                    progress(done, len(todo))
+                    for f in cf.as_completed(pending):
+                        f.result()
+                        done += 1
+                        if progress:
+                            progress(done, len(todo))
+            valid = int(counts[0])
+            cloud = counts[1] / valid if valid else 0.0
+            shadow = counts[2] / valid if valid else 0.0
+            version = ",".join(sorted(v for v in versions if v))
+            dst.update_tags(cloudmask_model_version=version, cloud_cover=f"{cloud:.6f}", shadow_cover=f"{shadow:.6f}")
+    return Result(width=int(region.width), height=int(region.height), cloud_cover=float(cloud),
+                  shadow_cover=float(shadow), model_version=version, seconds=time.perf_counter() - t0,
+                  requests=len(plan) + len(todo), bytes_sent=sent)

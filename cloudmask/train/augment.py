@@ -1,0 +1,57 @@
+"""Augmentations a sensor and a season bring: geometry, illumination, processing level, noise.
+
+Geometric ones move image and label together; radiometric ones touch only the image.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Path radiance (atmospheric scattering added at top of atmosphere) per band, as a range in reflectance.
+# Rayleigh scattering goes ~ lambda^-4, so blue gets the most; SWIR almost none. Used to turn L2A surface
+# reflectance into L1C-like TOA reflectance (and the reverse, clipped at zero).
+PATH_RADIANCE = {
+    "B02": (0.03, 0.08), "B03": (0.015, 0.05), "B04": (0.008, 0.03), "B05": (0.006, 0.025), "B06": (0.004, 0.02),
+    "B07": (0.003, 0.018), "B08": (0.002, 0.015), "B8A": (0.002, 0.012), "B11": (0.0, 0.005), "B12": (0.0, 0.003),
+}
+
+
+def geometric(rng: np.random.Generator, image: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Random rot90 and flip, applied identically to image (H, W, B) and label (H, W)."""
+    k = int(rng.integers(4))
+    image, label = np.rot90(image, k, axes=(0, 1)), np.rot90(label, k, axes=(0, 1))
+    if rng.random() < 0.5:
+        image, label = image[:, ::-1], label[:, ::-1]
+    return np.ascontiguousarray(image), np.ascontiguousarray(label)
+
+
+def level_shift(rng: np.random.Generator, image: np.ndarray, bands: tuple[str, ...], level: str) -> np.ndarray:
+    """Move an image between L2A (surface) and L1C (top of atmosphere) looks.
+
+    L2A input: with p=0.35 add path radiance and a transmittance factor (-> L1C-like).
+    L1C input: with p=0.35 remove a path radiance (-> L2A-like, clipped at 0).
+    Either: with p=0.05 the +0.1 of a mis-scaled processing-baseline-04.00 L2A product whose BOA_ADD_OFFSET
+    (-1000 DN) was not applied.
+    """
+    img = image
+    if rng.random() < 0.35:
+        pr = np.array([rng.uniform(*PATH_RADIANCE.get(b, (0.0, 0.01))) for b in bands], np.float32)
+        if level.upper() == "L2A":
+            img = img * np.float32(rng.uniform(0.9, 1.0)) + pr
+        else:
+            img = np.clip(img - pr, 0.0, None) / np.float32(rng.uniform(0.9, 1.0))
+    if rng.random() < 0.05:
+        img = img + np.float32(0.1)
+    return img.astype(np.float32)
+
+
+def radiometric(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
+    """Illumination (sun elevation / season) gain, small per-band gain and offset, and sensor noise."""
+    b = image.shape[-1]
+    gain = np.float32(rng.uniform(0.8, 1.2)) * rng.uniform(0.96, 1.04, size=b).astype(np.float32)
+    offset = rng.uniform(-0.01, 0.01, size=b).astype(np.float32)
+    img = image * gain + offset
+    if rng.random() < 0.5:
+        sigma = rng.uniform(0.0, 0.01, size=b).astype(np.float32)
+        img = img + rng.standard_normal(img.shape, dtype=np.float32) * sigma
+    return np.clip(img, 0.0, 1.0).astype(np.float32)  # the transformer clips to the contract's 0..1

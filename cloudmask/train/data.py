@@ -1,0 +1,124 @@
+"""Training and held-out synthetic batches for one model variant.
+
+A sample is one of:
+* a crop of a real clear scene with synthetic clouds and shadows (exact labels) — most samples;
+* a crop of a clear scene with no cloud at all (hard negatives: snow, bright soil, water stay "clear");
+* a crop of a real cloudy scene with the teacher's confident labels (255 = ignore elsewhere).
+Then processing-level shift (L1C <-> L2A), geometry and radiometry augmentations.
+
+Held-out split (model selection uses it, never ../shared/data/labelled): for clear scenes of at least
+VAL_MIN_ROWS rows the bottom VAL_FRACTION of rows; the BigEarthNet patch VAL_PATCH as a whole. Training
+crops never reach into those rows/patch. Every batch is a pure function of (seed, epoch, index), so runs
+and resumed runs see the same data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+
+import numpy as np
+
+from cloudmask.contract import CLEAR, CLOUD, SHADOW
+from cloudmask.train import augment, synth
+from cloudmask.train.sources import Scene
+from cloudmask.train.teacher import IGNORE
+
+VAL_FRACTION = 0.25
+VAL_MIN_ROWS = 280
+VAL_PATCH = "S2A_MSIL2A_20170617T113321_36_85"
+CLASS_WEIGHTS = {CLEAR: 1.0, CLOUD: 1.5, SHADOW: 3.0}  # shadows are rarer and thinner
+P_TEACHER = 0.15
+P_NO_CLOUD = 0.12
+SNOW_WEIGHT = 4.0  # oversample the one snow scene (snow must stay "clear")
+
+
+@dataclasses.dataclass
+class Region:
+    scene: Scene
+    data: np.ndarray  # (h, w, B) in the variant's band order
+    label: np.ndarray | None = None  # teacher labels for cloudy scenes
+
+
+def _split(scenes: list[Scene], bands: tuple[str, ...]) -> tuple[list[Region], list[Region]]:
+    train, val = [], []
+    for s in scenes:
+        if not s.has(bands):
+            continue
+        d = s.select(bands)
+        if s.name == VAL_PATCH:
+            val.append(Region(s, d))
+        elif d.shape[0] >= VAL_MIN_ROWS:
+            cut = int(d.shape[0] * (1 - VAL_FRACTION))
+            train.append(Region(s, d[:cut]))
+            val.append(Region(s, d[cut:]))
+        else:
+            train.append(Region(s, d))
+    return train, val
+
+
+def _crop(rng: np.random.Generator, arr: np.ndarray, chip: int, label: np.ndarray | None = None):
+    h, w = arr.shape[:2]
+    if h < chip or w < chip:  # small patches: mirror-extend (keeps texture statistics, no seams of zeros)
+        ph, pw = max(0, chip - h), max(0, chip - w)
+        pad = ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2))
+        arr = np.pad(arr, pad + ((0, 0),), mode="symmetric")
+        if label is not None:
+            label = np.pad(label, pad, mode="symmetric")
+        h, w = arr.shape[:2]
+    y, x = int(rng.integers(0, h - chip + 1)), int(rng.integers(0, w - chip + 1))
+    return arr[y : y + chip, x : x + chip], None if label is None else label[y : y + chip, x : x + chip]
+
+
+def _weights(scenes: list[Region]) -> np.ndarray:
+    w = np.array([np.sqrt(r.data.shape[0] * r.data.shape[1]) * (SNOW_WEIGHT if "snow" in r.scene.tags else 1.0)
+                  for r in scenes])
+    return w / w.sum()
+
+
+class Sampler:
+    def __init__(self, bands: tuple[str, ...], clear: list[Scene], cloudy: list[Scene] = (),
+                 teacher_labels: list[np.ndarray] = (), chip: int = 256):
+        self.bands = tuple(bands)
+        self.chip = chip
+        self.train, self.val = _split(clear, self.bands)
+        if not self.train:
+            raise ValueError(f"no clear scene carries bands {self.bands}")
+        self.teacher = [Region(s, s.select(self.bands), lab) for s, lab in zip(cloudy, teacher_labels) if s.has(self.bands)]
+        self.w_train = _weights(self.train)
+        self.w_val = _weights(self.val) if self.val else None
+
+    def sample(self, rng: np.random.Generator, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+        regions, weights = (self.train, self.w_train) if split == "train" else (self.val, self.w_val)
+        if split == "train" and self.teacher and rng.random() < P_TEACHER:
+            r = self.teacher[int(rng.integers(len(self.teacher)))]
+            img, lab = _crop(rng, r.data, self.chip, r.label)
+            img = augment.level_shift(rng, img, self.bands, r.scene.level)
+        else:
+            r = regions[int(rng.choice(len(regions), p=weights))]
+            img, _ = _crop(rng, r.data, self.chip)
+            img = augment.level_shift(rng, img, self.bands, r.scene.level)
+            if rng.random() < P_NO_CLOUD:
+                lab = np.full(img.shape[:2], CLEAR, np.uint8)
+            else:
+                comp = synth.add_clouds(rng, img, self.bands)
+                img, lab = comp.image, comp.label
+        img, lab = augment.geometric(rng, img, lab)
+        img = augment.radiometric(rng, img)
+        return img, lab
+
+    def batch(self, rng: np.random.Generator, n: int, split: str = "train"):
+        """(x, y, w): images, labels (255 mapped to 0) and per-pixel loss weights (0 where ignored)."""
+        xs, ys = zip(*(self.sample(rng, split) for _ in range(n)))
+        x = np.stack(xs).astype(np.float32)
+        y = np.stack(ys)
+        w = np.zeros(y.shape, np.float32)
+        for c, cw in CLASS_WEIGHTS.items():
+            w[y == c] = cw
+        y = np.where(y == IGNORE, 0, y).astype(np.int32)
+        return x, y, w
+
+
+def batch_rng(seed: int, *keys) -> np.random.Generator:
+    """A generator that depends only on (seed, keys): batches do not depend on what ran before."""
+    return np.random.default_rng([seed] + [zlib.crc32(str(k).encode()) for k in keys])

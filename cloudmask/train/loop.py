@@ -1,0 +1,207 @@
+"""`cloudmask train`: seeded, resumable training of the cloudmask U-Nets, then export.
+
+Workdir layout (outside the repo; never committed): <workdir>/<model-name>/{last.keras, best.keras, state.json,
+log.csv}, <workdir>/teacher_cache/*.npz. `--resume` continues from last.keras at the epoch in state.json.
+The same command runs on a GPU when TensorFlow sees one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cloudmask.contract import CLOUDMASK_4B, CLOUDMASK_6B, ModelContract
+
+VARIANTS = {"6b": CLOUDMASK_6B, "4b": CLOUDMASK_4B}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--variant", choices=["6b", "4b", "both"], default="both")
+    p.add_argument("--workdir", type=Path, default=Path("runs"), help="checkpoints, logs, teacher cache (not committed)")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--steps-per-epoch", type=int, default=50)
+    p.add_argument("--val-batches", type=int, default=6, help="held-out synthetic batches for model selection")
+    p.add_argument("--chip", type=int, default=256, help="training chip size (multiple of 16)")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2, help="TF intra-op threads on CPU (inter-op is 1)")
+    p.add_argument("--resume", action="store_true", help="continue from <workdir>/<model>/last.keras")
+    p.add_argument("--export", type=Path, default=None, help="export root, e.g. models/ -> models/<name>/<version>/")
+    p.add_argument("--version", default="1")
+    p.add_argument("--teacher-min-conf", type=float, default=0.9)
+    p.add_argument("--no-teacher", action="store_true", help="train on synthetic data only")
+    p.add_argument("--shared", type=Path, default=None, help="shared data root (default $CLOUDMASK_SHARED or ../shared)")
+    p.add_argument("--time-budget", type=float, default=0.0,
+                   help="seconds per variant after which training stops at the end of an epoch (0: no limit)")
+
+
+def _setup_tf(seed: int, threads: int):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # already initialised (e.g. in tests): keep what is set
+        pass
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    return tf, keras
+
+
+def _git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).resolve().parents[2]).stdout.strip() or None
+    except Exception:
+        return None
+
+
+class _Batches:
+    """keras PyDataset yielding (x, y, w) batches that depend only on (seed, variant, epoch, index)."""
+
+    def __new__(cls, *a, **k):
+        import keras
+
+        class Impl(keras.utils.PyDataset):
+            def __init__(self, sampler, seed, name, steps, batch):
+                super().__init__(workers=1, use_multiprocessing=False)
+                self.sampler, self.seed, self.name, self.steps, self.batch_size = sampler, seed, name, steps, batch
+                self.epoch = 0
+
+            def __len__(self):
+                return self.steps
+
+            def __getitem__(self, idx):
+                from cloudmask.train.data import batch_rng
+
+                return self.sampler.batch(batch_rng(self.seed, self.name, "train", self.epoch, idx), self.batch_size)
+
+        return Impl(*a, **k)
+
+
+def build_sampler(contract: ModelContract, args, clear, cloudy, labels):
+    from cloudmask.train.data import Sampler
+
+    return Sampler(contract.bands, clear, cloudy, labels, chip=args.chip)
+
+
+def compile_model(model, lr: float, total_steps: int):
+    import keras
+
+    sched = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, total_steps), alpha=0.05,
+                                                   warmup_target=None)
+    model.compile(
+        optimizer=keras.optimizers.Adam(sched),
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        metrics=[keras.metrics.IoU(3, [1], sparse_y_pred=False, name="cloud_iou"),
+                 keras.metrics.IoU(3, [2], sparse_y_pred=False, name="shadow_iou")],
+    )
+    return model
+
+
+def train_variant(contract: ModelContract, args, clear, cloudy, labels, command: str) -> dict:
+    tf, keras = _setup_tf(args.seed, args.threads)
+    from cloudmask.train.data import batch_rng
+    from cloudmask.train.unet import build_unet, check_shape
+
+    check_shape(args.chip, args.chip)
+    wd = Path(args.workdir) / contract.name
+    wd.mkdir(parents=True, exist_ok=True)
+    last, best, state_path = wd / "last.keras", wd / "best.keras", wd / "state.json"
+    sampler = build_sampler(contract, args, clear, cloudy, labels)
+
+    # Held-out synthetic validation set: fixed, generated once from the held-out regions.
+    vr = batch_rng(args.seed, contract.name, "val")
+    vx, vy, vw = zip(*(sampler.batch(vr, args.batch, split="val") for _ in range(args.val_batches)))
+    val = (np.concatenate(vx), np.concatenate(vy), np.concatenate(vw))
+
+    state = {"epoch": 0, "best_val_loss": None, "best_epoch": None, "wall_time_s": 0.0}
+    if args.resume and last.exists() and state_path.exists():
+        state = json.loads(state_path.read_text())
+        model = keras.models.load_model(last)
+        print(f"[{contract.name}] resuming at epoch {state['epoch']} from {last}", flush=True)
+    else:
+        model = compile_model(build_unet(contract.n_bands, name=contract.name.replace("-", "_")), args.lr,
+                              args.epochs * args.steps_per_epoch)
+    ds = _Batches(sampler, args.seed, contract.name, args.steps_per_epoch, args.batch)
+    t_start = time.time()
+    wall0 = float(state.get("wall_time_s", 0.0))
+
+    class Track(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            ds.epoch = epoch
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            vl = float(logs.get("val_loss", np.inf))
+            if state["best_val_loss"] is None or vl < state["best_val_loss"]:
+                state["best_val_loss"], state["best_epoch"] = vl, epoch + 1
+                self.model.save(best)
+            self.model.save(last)
+            state["epoch"] = epoch + 1
+            state["wall_time_s"] = wall0 + time.time() - t_start
+            state_path.write_text(json.dumps(state, indent=2))
+            if args.time_budget and state["wall_time_s"] > args.time_budget:
+                print(f"[{contract.name}] time budget reached after epoch {epoch + 1}", flush=True)
+                self.model.stop_training = True
+
+    if state["epoch"] < args.epochs and not (args.time_budget and state["wall_time_s"] > args.time_budget):
+        model.fit(ds, epochs=args.epochs, initial_epoch=state["epoch"], validation_data=val,
+                  callbacks=[Track(), keras.callbacks.CSVLogger(str(wd / "log.csv"), append=True)],
+                  verbose=1 if sys.stdout.isatty() else 2)
+    result = {"model": contract.name, "workdir": str(wd), **state}
+    if args.export:
+        from cloudmask.train.export import export_model
+
+        chosen = keras.models.load_model(best) if best.exists() else model
+        gpus = tf.config.list_physical_devices("GPU")
+        prov = {
+            "command": command, "seed": args.seed, "epochs_run": state["epoch"], "epochs_requested": args.epochs,
+            "steps_per_epoch": args.steps_per_epoch, "batch": args.batch, "chip": args.chip, "lr": args.lr,
+            "best_epoch": state["best_epoch"], "best_val_loss": state["best_val_loss"],
+            "selection": "lowest loss on a held-out synthetic split (bottom 25% rows of large clear scenes + one "
+                         "BigEarthNet patch); ../shared/data/labelled never used",
+            "wall_time_s": round(state["wall_time_s"], 1),
+            "device": (f"GPU {gpus[0].name}" if gpus else f"CPU, {args.threads} TF threads") + f", {platform.node()}",
+            "architecture": "U-Net, stride-2 stem, depthwise-separable convs, widths 16/32/48/64, 4 downsamplings",
+            "teacher": None if args.no_teacher else "ukis-csmask 1.0.0 ONNX (model_4b_l2a / model_6b_l2a)",
+            "teacher_min_conf": args.teacher_min_conf, "tensorflow": tf.__version__, "keras": keras.__version__,
+            "git_commit": _git_commit(),
+        }
+        result["exported"] = str(export_model(chosen, contract, args.export, args.version, prov))
+        print(f"[{contract.name}] exported to {result['exported']}", flush=True)
+    return result
+
+
+def run(args: argparse.Namespace) -> int:
+    from cloudmask.train import sources
+    from cloudmask.train.teacher import pseudo_labels
+
+    if args.shared:
+        os.environ["CLOUDMASK_SHARED"] = str(args.shared)
+    command = "cloudmask train " + " ".join(shlex.quote(a) for a in getattr(args, "argv", sys.argv[1:]))
+    clear = sources.load_clear()
+    if not clear:
+        print(f"no clear scenes under {sources.shared_root()}/data/clear", file=sys.stderr)
+        return 2
+    cloudy, labels = [], []
+    if not args.no_teacher:
+        cloudy = sources.load_cloudy()
+        labels = pseudo_labels(cloudy, Path(args.workdir) / "teacher_cache", min_conf=args.teacher_min_conf)
+    print(f"clear scenes: {[s.name for s in clear]}\nteacher scenes: {len(cloudy)}", flush=True)
+    variants = ["6b", "4b"] if args.variant == "both" else [args.variant]
+    results = [train_variant(VARIANTS[v], args, clear, cloudy, labels, command) for v in variants]
+    print(json.dumps(results, indent=2, default=str))
+    return 0
