@@ -211,11 +211,12 @@ class CloudMaskTransformer(Model):
             o.set_data_from_numpy(arr, binary_data=job.binary)
             outputs.append(o)
         full_name = f"{job.model.name}:{job.model_version}" if job.model_version else job.model.name
+        # response parameters: str/int only, the types gRPC's InferParameter can carry
         return InferResponse(
             response_id=job.request_id, model_name=self.name, model_version=full_name,
             infer_outputs=outputs,
             parameters={"model": job.model.name, "model_version": str(job.model_version or ""),
-                        "bands": ",".join(job.model.bands), "offset": job.offset,
+                        "bands": ",".join(job.model.bands), "offset": f"{job.offset:g}",
                         "height": int(mask.shape[0]), "width": int(mask.shape[1]),
                         "chips": len(job.plan)},
             use_binary_outputs=job.binary,

@@ -11,6 +11,7 @@ import dataclasses
 import json
 
 import numpy as np
+from kserve.protocol.infer_type import to_http_parameters
 
 from cloudmask import contract
 
@@ -47,7 +48,8 @@ def _listish(value, what: str):
 
 
 def params(parameters: dict | None, requested_outputs=()) -> Params:
-    p = dict(parameters or {})
+    # gRPC parameters arrive as InferParameter messages (bool / int64 / string only)
+    p = to_http_parameters(parameters) if parameters else {}
     bands = _listish(p.get("bands"), "bands")
     window = _listish(p.get("window"), "window")
     if window is not None:

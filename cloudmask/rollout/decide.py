@@ -181,7 +181,7 @@ def _storage_fragment(pred: Obj, uri: str | None) -> Obj:
     """The spec.predictor part of a merge patch that sets (or, for None, removes) the model URI."""
     kind, index = storage_location(pred)
     if kind == "model":
-        return {"model": {"storageUri": uri}}
+        return {"model": {"storageURI": uri}}
     # A merge patch replaces lists whole, so the full containers list goes out; the
     # resourceVersion in the same patch makes the API server refuse it if someone else edited it.
     containers = copy.deepcopy(pred["containers"])

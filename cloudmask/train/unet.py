@@ -3,7 +3,8 @@
 Design (chosen for CPU latency, see MODEL_CARD): a stride-2 stem so the encoder/decoder work at
 half resolution, depthwise-separable convolutions, four downsamplings in all (stem + 3 pools, so
 H and W must be multiples of 16), and a full-resolution skip from the input so cloud edges stay
-sharp after the final upsampling. Output: softmax over (clear, cloud, shadow).
+sharp after the final (learned, transposed-conv) upsampling. Decoder upsampling is nearest-neighbour:
+Keras' bilinear UpSampling2D cannot be traced with unknown H, W for the SavedModel signature. Output: softmax over (clear, cloud, shadow).
 """
 
 from __future__ import annotations
@@ -48,11 +49,11 @@ def build_unet(n_bands: int, widths: tuple[int, ...] = DEFAULT_WIDTHS, name: str
 
     d = b
     for lvl, skip, f in ((3, e3, widths[2]), (2, e2, widths[1]), (1, e1, widths[0])):
-        d = layers.UpSampling2D(2, interpolation="bilinear", name=f"up{lvl}")(d)
+        d = layers.UpSampling2D(2, interpolation="nearest", name=f"up{lvl}")(d)
         d = layers.Concatenate(name=f"cat{lvl}")([d, skip])
         d = _sep_block(d, f, f"dec{lvl}")
 
-    d = layers.UpSampling2D(2, interpolation="bilinear", name="up0")(d)
+    d = layers.Conv2DTranspose(16, 2, strides=2, activation="relu", name="up0")(d)
     d = layers.Concatenate(name="cat0")([d, full])
     d = layers.Conv2D(16, 1, activation="relu", name="head_conv")(d)
     out = layers.Conv2D(len(CLASS_NAMES), 1, activation="softmax", dtype="float32", name="probabilities")(d)
