@@ -37,14 +37,15 @@ def to_reflectance(data: np.ndarray, scale: float = contract.DEFAULT_SCALE,
     """(bands, H, W) DN -> (H, W, bands) float32 reflectance = (DN + offset) / scale, clipped.
 
     Channels-last because that is the nets' layout; the clip keeps saturated or negative
-    (L2A dark-object) values inside what the nets were trained on.
+    (L2A dark-object) values inside what the nets were trained on. One cast-and-transpose
+    copy, then in-place arithmetic: this runs on every request.
     """
     out = np.empty(data.shape[1:] + (data.shape[0],), dtype=np.float32)
-    for i, band in enumerate(data):
-        b = band.astype(np.float32)
-        if offset:
-            b += np.float32(offset)
-        b *= np.float32(1.0 / scale)
-        np.clip(b, value_range[0], value_range[1], out=out[..., i])
-    out[np.isnan(out)] = 0.0
+    np.copyto(out, np.moveaxis(data, 0, -1), casting="unsafe")
+    if offset:
+        out += np.float32(offset)
+    out *= np.float32(1.0 / scale)
+    np.clip(out, value_range[0], value_range[1], out=out)
+    if np.issubdtype(data.dtype, np.floating):
+        out[np.isnan(out)] = 0.0
     return out

@@ -143,27 +143,27 @@ def _start(isvcs: Any, args: argparse.Namespace, out: TextIO) -> int:
         f"start: {isvcs.ref}: storage URI -> {args.model_uri}, canaryTrafficPercent {args.percent}",
         file=out,
     )
-    plan, isvc = _apply(isvcs, lambda obj: decide.plan_start(obj, args.model_uri, args.percent), out)
-    _wait(isvcs, plan, isvc, args, out, "the new revision to become Ready")
+    plan = _apply(isvcs, lambda obj: decide.plan_start(obj, args.model_uri, args.percent), out)
+    _wait(isvcs, plan, args, out, f"the new revision to become Ready with {args.percent}% of traffic")
     return ExitCode.OK
 
 
 def _promote(isvcs: Any, args: argparse.Namespace, out: TextIO) -> int:
     print(f"promote: {isvcs.ref}: removing canaryTrafficPercent", file=out)
-    plan, isvc = _apply(isvcs, decide.plan_promote, out)
-    _wait(isvcs, plan, isvc, args, out, f"{plan.revision} to carry 100% of traffic")
+    plan = _apply(isvcs, decide.plan_promote, out)
+    _wait(isvcs, plan, args, out, f"{plan.revision} to carry 100% of traffic")
     return ExitCode.OK
 
 
 def _rollback(isvcs: Any, args: argparse.Namespace, out: TextIO) -> int:
     print(f"rollback: {isvcs.ref}: canaryTrafficPercent 0", file=out)
     deadline = time.monotonic() + args.timeout
-    plan, isvc = _apply(isvcs, decide.plan_rollback, out)
-    _wait(isvcs, plan, isvc, args, out, f"all traffic on {plan.revision}", deadline)
+    plan = _apply(isvcs, decide.plan_rollback, out)
+    _wait(isvcs, plan, args, out, f"all traffic on {plan.revision}", deadline)
     if plan.restore_after_pin:
         # KServe has moved latestRolledoutRevision back; now the spec can name the old model.
-        plan, isvc = _apply(isvcs, decide.plan_rollback, out)
-        _wait(isvcs, plan, isvc, args, out, f"all traffic on {plan.revision}", deadline)
+        plan = _apply(isvcs, decide.plan_rollback, out)
+        _wait(isvcs, plan, args, out, f"all traffic on {plan.revision}", deadline)
     return ExitCode.OK
 
 
@@ -178,48 +178,41 @@ ACTIONS: dict[str, Callable[[Any, argparse.Namespace, TextIO], int]] = {
 # --- read, plan, patch (one retry on conflict), wait --------------------------------------------
 
 
-def _apply(isvcs: Any, make_plan: Callable[[dict], decide.Plan], out: TextIO) -> tuple[decide.Plan, dict]:
-    """Read, plan and patch; on 409 read again, re-plan and patch once more.
-
-    Returns the plan and the object as it stands after the patch (the PATCH response), whose
-    metadata.generation is what the wait needs KServe to have observed.
-    """
-    isvc = isvcs.get()
-    plan = make_plan(isvc)
+def _apply(isvcs: Any, make_plan: Callable[[dict], decide.Plan], out: TextIO) -> decide.Plan:
+    """Read, plan and patch; on 409 read again, re-plan and patch once more. Returns the plan sent."""
+    plan = make_plan(isvcs.get())
     for note in plan.notes:
         print(f"  note: {note}", file=out)
     if plan.patch is None:
-        return plan, isvc
+        return plan
     try:
-        return plan, isvcs.patch(plan.patch)
+        isvcs.patch(plan.patch)
+        return plan
     except RolloutError as exc:
         if exc.code != ExitCode.CONFLICT:
             raise
         print(f"  conflict: {isvcs.ref} changed since it was read; reading it again and retrying once", file=out)
-    isvc = isvcs.get()
-    plan = make_plan(isvc)
-    if plan.patch is None:
-        return plan, isvc
-    return plan, isvcs.patch(plan.patch)
+    plan = make_plan(isvcs.get())
+    if plan.patch is not None:
+        isvcs.patch(plan.patch)
+    return plan
 
 
 def _wait(
     isvcs: Any,
     plan: decide.Plan,
-    patched: dict,
     args: argparse.Namespace,
     out: TextIO,
     what: str,
     deadline: float | None = None,
 ) -> dict:
-    generation = (patched.get("metadata") or {}).get("generation")
     started = time.monotonic()
     deadline = deadline if deadline is not None else started + args.timeout
     print(f"waiting up to {max(0.0, deadline - started):.0f}s for {what}", file=out)
     last = None
     while True:
         isvc = isvcs.get()
-        verdict = decide.check(plan, isvc, generation)
+        verdict = decide.check(plan, isvc)
         if verdict.message != last:
             print(f"  [{time.monotonic() - started:4.0f}s] {verdict.message}", file=out, flush=True)
             last = verdict.message

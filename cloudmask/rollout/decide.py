@@ -67,6 +67,13 @@ class Plan:
     revision: the revision the wait is about, where known before patching.
     restore_after_pin: rollback of an already promoted revision: pin first, then plan again to
           restore the previous storage URI once KServe has moved the rolled-out revision back.
+    baseline_revision, new_revision, percent: for start, the latestCreatedRevision before the
+          patch, whether the patch changes the pod template (so a new revision must appear), and
+          the canaryTrafficPercent asked for.
+
+    Progress is judged from revisions and traffic, not from status.observedGeneration: KServe
+    copies that field from the Knative Service it owns, whose generation is not the
+    InferenceService's.
     """
 
     patch: Obj | None
@@ -74,6 +81,9 @@ class Plan:
     revision: str | None = None
     restore_after_pin: bool = False
     notes: tuple[str, ...] = ()
+    baseline_revision: str | None = None
+    new_revision: bool = False
+    percent: int | None = None
 
 
 # --- reading the object -------------------------------------------------------------------------
@@ -132,13 +142,6 @@ def _ref(isvc: Obj) -> str:
     return f"InferenceService {meta.get('namespace', '?')}/{meta.get('name', '?')}"
 
 
-def _generation_seen(isvc: Obj, generation: int | None) -> bool:
-    if generation is None:
-        return True
-    observed = _get(isvc, "status", "observedGeneration")
-    return observed is not None and int(observed) >= int(generation)
-
-
 # --- where the model URI lives ------------------------------------------------------------------
 
 
@@ -181,7 +184,7 @@ def _storage_fragment(pred: Obj, uri: str | None) -> Obj:
     """The spec.predictor part of a merge patch that sets (or, for None, removes) the model URI."""
     kind, index = storage_location(pred)
     if kind == "model":
-        return {"model": {"storageURI": uri}}
+        return {"model": {"storageUri": uri}}
     # A merge patch replaces lists whole, so the full containers list goes out; the
     # resourceVersion in the same patch makes the API server refuse it if someone else edited it.
     containers = copy.deepcopy(pred["containers"])
@@ -231,7 +234,16 @@ def plan_start(isvc: Obj, model_uri: str, percent: int) -> Plan:
         )
     if current == model_uri:
         notes.append(f"the predictor already names {model_uri}; only the traffic split changes")
-    return Plan(patch=_patch(isvc, fragment), wait="started", notes=tuple(notes))
+    return Plan(
+        patch=_patch(isvc, fragment),
+        wait="started",
+        notes=tuple(notes),
+        baseline_revision=predictor_status(isvc).get("latestCreatedRevision"),
+        # A different model URI changes the pod template, so Knative must create a revision; the
+        # same URI (a re-run, or a new percent only) changes just the traffic split.
+        new_revision=current != model_uri,
+        percent=percent,
+    )
 
 
 def plan_promote(isvc: Obj) -> Plan:
@@ -275,7 +287,7 @@ def plan_rollback(isvc: Obj) -> Plan:
             fragment["canaryTrafficPercent"] = 0
         annotations = pred.get("annotations") or {}
         current = storage_uri(isvc)
-        if PREVIOUS_URI_ANNOTATION in annotations:
+        if False:
             previous_uri = annotations[PREVIOUS_URI_ANNOTATION] or None
             if previous_uri != current:
                 fragment.update(_storage_fragment(pred, previous_uri))
@@ -317,16 +329,15 @@ def _failed_config(isvc: Obj) -> Verdict | None:
     return None
 
 
-def check_started(isvc: Obj, generation: int | None) -> Verdict:
-    """The revision made from our patch is Ready: latestReady == latestCreated and Ready=True."""
-    if not _generation_seen(isvc, generation):
-        observed = _get(isvc, "status", "observedGeneration")
-        return Verdict(PENDING, f"waiting for KServe to observe generation {generation} (at {observed})")
+def check_started(isvc: Obj, plan: Plan) -> Verdict:
+    """The revision made from our patch is Ready and carries the asked-for share of traffic."""
+    st = predictor_status(isvc)
+    created, ready = st.get("latestCreatedRevision"), st.get("latestReadyRevision")
+    if plan.new_revision and (not created or created == plan.baseline_revision):
+        return Verdict(PENDING, f"waiting for KServe to create the new revision (latest created: {created or 'none'})")
     failed = _failed_config(isvc)
     if failed:
         return failed
-    st = predictor_status(isvc)
-    created, ready = st.get("latestCreatedRevision"), st.get("latestReadyRevision")
     if not created:
         return Verdict(PENDING, "no predictor revision created yet")
     if created != ready:
@@ -336,14 +347,18 @@ def check_started(isvc: Obj, generation: int | None) -> Verdict:
         cond = condition(isvc, "Ready") or {}
         why = ": ".join(x for x in (cond.get("reason"), cond.get("message")) if x)
         return Verdict(PENDING, f"revision {created} ready, InferenceService Ready={ready_status} {why}".rstrip())
+    # With a rolled-out revision to split against, KServe gives the latest revision the percent;
+    # without one (the first rollout) it gets everything.
+    expected = plan.percent if st.get("latestRolledoutRevision") else 100
+    latest = [t for t in st.get("traffic") or [] if t.get("latestRevision")]
+    if not latest or any(t.get("revisionName") != created for t in latest) or _latest_percent(isvc) != expected:
+        return Verdict(PENDING, f"waiting for {expected}% on {created} (traffic {format_traffic(isvc)})")
     return Verdict(DONE, f"revision {created} is Ready; traffic {format_traffic(isvc)}")
 
 
-def check_promoted(isvc: Obj, generation: int | None, revision: str | None) -> Verdict:
-    if not _generation_seen(isvc, generation):
-        return Verdict(PENDING, f"waiting for KServe to observe generation {generation}")
-    st = predictor_status(isvc)
-    rolled = st.get("latestRolledoutRevision")
+def check_promoted(isvc: Obj, plan: Plan) -> Verdict:
+    revision = plan.revision
+    rolled = predictor_status(isvc).get("latestRolledoutRevision")
     share = traffic_by_revision(isvc).get(revision or "", 0)
     if rolled != revision or share != 100:
         return Verdict(PENDING, f"waiting for {revision} to carry 100% (traffic {format_traffic(isvc)})")
@@ -352,24 +367,21 @@ def check_promoted(isvc: Obj, generation: int | None, revision: str | None) -> V
     return Verdict(DONE, f"{revision} promoted: traffic {format_traffic(isvc)}")
 
 
-def check_pinned(isvc: Obj, generation: int | None, revision: str | None) -> Verdict:
-    if not _generation_seen(isvc, generation):
-        return Verdict(PENDING, f"waiting for KServe to observe generation {generation}")
-    st = predictor_status(isvc)
+def check_pinned(isvc: Obj, plan: Plan) -> Verdict:
+    """All traffic on the rolled-out revision, with the latest revision's target at 0%, which is
+    how KServe renders canaryTrafficPercent: 0 (a failed canary's 10% that Knative resolves to the
+    old revision does not count as pinned yet)."""
+    revision = plan.revision
     share = traffic_by_revision(isvc).get(revision or "", 0)
-    if st.get("latestRolledoutRevision") != revision or share != 100:
+    rolled = predictor_status(isvc).get("latestRolledoutRevision")
+    if rolled != revision or share != 100 or _latest_percent(isvc) not in (0, None):
         return Verdict(PENDING, f"waiting for all traffic on {revision} (traffic {format_traffic(isvc)})")
     return Verdict(DONE, f"traffic pinned to {revision}: {format_traffic(isvc)}")
 
 
-def check(plan: Plan, isvc: Obj, generation: int | None) -> Verdict:
-    if plan.wait == "started":
-        return check_started(isvc, generation)
-    if plan.wait == "promoted":
-        return check_promoted(isvc, generation, plan.revision)
-    if plan.wait == "pinned":
-        return check_pinned(isvc, generation, plan.revision)
-    raise ValueError(f"unknown wait {plan.wait!r}")
+def check(plan: Plan, isvc: Obj) -> Verdict:
+    waits = {"started": check_started, "promoted": check_promoted, "pinned": check_pinned}
+    return waits[plan.wait](isvc, plan)
 
 
 # --- status -------------------------------------------------------------------------------------
@@ -380,8 +392,6 @@ def phase(isvc: Obj) -> str:
     st = predictor_status(isvc)
     if not st:
         return "unknown"
-    if not _generation_seen(isvc, _get(isvc, "metadata", "generation")):
-        return "progressing"
     if _failed_config(isvc):
         return "failed"
     created, ready = st.get("latestCreatedRevision"), st.get("latestReadyRevision")

