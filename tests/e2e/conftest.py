@@ -24,6 +24,8 @@ def scenes(tmp_path_factory):
         "l1c4": samples.l1c_scene(d / "l1c4.tif", bands=("B02", "B03", "B04", "B08"), window=(300, 200, 300, 260)),
         # all 13 bands: what a user's L1C export looks like
         "l1c13": samples.l1c_scene(d / "l1c13.tif", window=(0, 0, 1100, 1000)),
+        # real L2A: a 12-band BigEarthNet patch with seasonal snow (bigearthnet-common, from PyPI)
+        "l2a12": samples.l2a_patch(d / "l2a12.tif", samples.BIGEARTHNET_SNOW),
     }
 
 

@@ -71,7 +71,7 @@ def expected_model(path) -> str:
 
 # -- the happy path -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("key", ["l1c6", "l1c4", "l1c13"])
+@pytest.mark.parametrize("key", ["l1c6", "l1c4", "l1c13", "l2a12"])
 def test_rest_binary_mask_matches_input_geometry_and_covers(stack, scenes, key):
     path = scenes[key]
     r = rest_infer(stack, path, outputs=("mask", "cloud_cover", "shadow_cover", "mask_geotiff"))
@@ -116,6 +116,16 @@ def test_rest_json_base64_equals_binary(stack, scenes):
     mask = np.array(out["mask"]["data"], dtype=np.uint8).reshape(out["mask"]["shape"])
     np.testing.assert_array_equal(mask, rest_infer(stack, path).as_numpy("mask"))
     assert body["id"]  # kserve 0.21 must not answer a None id
+
+
+def test_l2a_offset_parameter_changes_scaling_not_geometry(stack, scenes):
+    """offset=-1000 (L2A baseline >= 04.00) darkens every band by 0.1 reflectance before the model."""
+    path = scenes["l2a12"]
+    plain = rest_infer(stack, path)
+    shifted = rest_infer(stack, path, params={"offset": -1000})
+    assert plain.get_response()["parameters"]["offset"] == "0"
+    assert shifted.get_response()["parameters"]["offset"] == "-1000"
+    assert shifted.as_numpy("mask").shape == plain.as_numpy("mask").shape == (120, 120)
 
 
 def test_window_crops_and_georeferences(stack, scenes):
