@@ -38,10 +38,11 @@ def _params(bands=None, window=None, scale=None, offset=None) -> dict:
         p["bands"] = ",".join(bands) if not isinstance(bands, str) else bands
     if window is not None:
         p["window"] = ",".join(str(int(v)) for v in window)
+    # numbers as text: gRPC's V2 parameters carry no floats in kserve 0.21
     if scale is not None:
-        p["scale"] = float(scale)
+        p["scale"] = f"{float(scale):g}"
     if offset is not None:
-        p["offset"] = float(offset)
+        p["offset"] = f"{float(offset):g}"
     return p
 
 

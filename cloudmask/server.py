@@ -79,7 +79,7 @@ class VersionedDataPlane(_dataplane.DataPlane):
 
 def model_server(args, **kwargs) -> kserve.ModelServer:
     bind(args.bind_address)
-    keep_binary_inputs()
+    keep_binary_tensors()
     server = kserve.ModelServer(**kwargs)
     server.dataplane.__class__ = VersionedDataPlane
     return server
@@ -128,7 +128,40 @@ def _from_bytes_keep_raw(cls, req_bytes: bytes, json_length: int, model_name: st
                infer_inputs=inputs, request_outputs=outputs)
 
 
-def keep_binary_inputs() -> None:
-    from kserve.protocol.infer_type import InferRequest
+def _response_from_bytes_keep_raw(cls, res_bytes: bytes, json_length: int):
+    """InferResponse.from_bytes that keeps binary outputs as bytes, and the model version.
+
+    The transformer's REST hop reads the predictor's answer with this: kserve 0.21 would turn
+    3 MB of probabilities per chip into a Python list and drop `model_version`.
+    """
+    import orjson
+    from kserve.errors import InvalidInput
+    from kserve.protocol.infer_type import InferOutput
+
+    try:
+        head = orjson.loads(res_bytes[:json_length])
+    except orjson.JSONDecodeError as e:
+        raise InvalidInput(f"Unrecognized response format: {e}") from None
+    outputs, start = [], json_length
+    for item in head["outputs"]:
+        params = item.get("parameters") or None
+        out = InferOutput(name=item["name"], shape=item["shape"], datatype=item["datatype"], parameters=params)
+        if params and params.get("binary_data_size") is not None:
+            end = start + int(params["binary_data_size"])
+            out._raw_data = res_bytes[start:end]
+            start = end
+        elif item.get("data") is not None:
+            out.data = item["data"]
+        else:
+            raise InvalidInput(f"'data' field is missing for output '{out.name}'")
+        outputs.append(out)
+    return cls(model_name=head["model_name"], model_version=head.get("model_version"),
+               response_id=head.get("id"), parameters=head.get("parameters"), infer_outputs=outputs)
+
+
+def keep_binary_tensors() -> None:
+    """Install both from_bytes replacements (see above); idempotent."""
+    from kserve.protocol.infer_type import InferRequest, InferResponse
 
     InferRequest.from_bytes = classmethod(_from_bytes_keep_raw)
+    InferResponse.from_bytes = classmethod(_response_from_bytes_keep_raw)

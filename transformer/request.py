@@ -11,6 +11,7 @@ import dataclasses
 import json
 
 import numpy as np
+from kserve.protocol.grpc.grpc_predict_v2_pb2 import InferParameter
 from kserve.protocol.infer_type import to_http_parameters
 
 from cloudmask import contract
@@ -48,7 +49,12 @@ def _listish(value, what: str):
 
 
 def params(parameters: dict | None, requested_outputs=()) -> Params:
-    # gRPC parameters arrive as InferParameter messages (bool / int64 / string only)
+    # gRPC parameters arrive as InferParameter messages; kserve's proto knows bool, int64 and
+    # string only, so a float sent as double_param would vanish silently: refuse it instead
+    for key, val in (parameters or {}).items():
+        if isinstance(val, InferParameter) and val.WhichOneof("parameter_choice") is None:
+            raise BadInput(f"parameter {key!r} has a type this server cannot read over gRPC; "
+                           "send numbers as strings (\"-1000\") or integers")
     p = to_http_parameters(parameters) if parameters else {}
     bands = _listish(p.get("bands"), "bands")
     window = _listish(p.get("window"), "window")
@@ -56,9 +62,12 @@ def params(parameters: dict | None, requested_outputs=()) -> Params:
         if len(window) != 4:
             raise BadInput(f"window must be [col, row, width, height], got {window!r}")
         try:
-            window = tuple(int(v) for v in window)
+            as_float = [float(v) for v in window]
         except (TypeError, ValueError):
             raise BadInput(f"window must hold integers, got {window!r}") from None
+        if any(not f.is_integer() for f in as_float):  # never truncate 1.5 to 1 silently
+            raise BadInput(f"window must hold integers, got {window!r}")
+        window = tuple(int(f) for f in as_float)
     try:
         scale = float(p.get("scale", contract.DEFAULT_SCALE))
         offset = float(p["offset"]) if p.get("offset") is not None else None
@@ -94,7 +103,8 @@ def geotiff_bytes(inputs) -> bytes:
         item = bytes(item)
     if isinstance(item, str):  # REST JSON: base64 text
         try:
-            return base64.b64decode(item, validate=True)
+            # encoders that wrap lines (base64.encodebytes, `base64` CLI) are fine
+            return base64.b64decode("".join(item.split()), validate=True)
         except (binascii.Error, ValueError):
             raise BadInput(f"input '{contract.INPUT_GEOTIFF}' in JSON must be base64 text") from None
     if isinstance(item, bytes):

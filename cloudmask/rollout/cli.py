@@ -86,8 +86,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "point the predictor at a new model version with canaryTrafficPercent, then wait until "
         "the new revision is Ready",
     )
-    start.add_argument("--model-uri", required=True, help="storage URI of the new version, e.g. gs://BUCKET/models/cloudmask-6b/2")
-    start.add_argument("--percent", type=_percent, required=True, help="share of traffic for the new version, 0..100")
+    start.add_argument(
+        "--model-uri",
+        required=True,
+        help="storage URI of the new version, which KServe's storage initializer downloads into "
+        "/mnt/models, e.g. gs://BUCKET/models/cloudmask-6b/2",
+    )
+    start.add_argument(
+        "--percent", type=_percent, required=True, help="share of traffic for the new version, 0..100"
+    )
     status = sub_parser(
         "status",
         [common],
@@ -220,12 +227,13 @@ def _wait(
             print(f"done: {verdict.message}", file=out)
             return isvc
         if verdict.state == decide.FAILED:
-            raise RolloutError(
-                ExitCode.NOT_POSSIBLE, f"{verdict.message}; run `cloudmask rollout rollback` to pin the previous version"
-            )
+            hint = "run `cloudmask rollout rollback` to pin the previous version"
+            raise RolloutError(ExitCode.NOT_POSSIBLE, f"{verdict.message}; {hint}")
         now = time.monotonic()
         if now >= deadline:
-            raise RolloutError(ExitCode.TIMEOUT, f"timed out after {args.timeout:.0f}s waiting for {what}: {verdict.message}")
+            raise RolloutError(
+                ExitCode.TIMEOUT, f"timed out after {args.timeout:.0f}s waiting for {what}: {verdict.message}"
+            )
         time.sleep(min(args.interval, deadline - now))
 
 

@@ -188,14 +188,15 @@ def _storage_fragment(pred: Obj, uri: str | None) -> Obj:
     # A merge patch replaces lists whole, so the full containers list goes out; the
     # resourceVersion in the same patch makes the API server refuse it if someone else edited it.
     containers = copy.deepcopy(pred["containers"])
-    env = [e for e in containers[index].get("env") or [] if e.get("name") != STORAGE_URI_ENV]
-    if uri is not None:
-        position = next(
-            (i for i, e in enumerate(containers[index].get("env") or []) if e.get("name") == STORAGE_URI_ENV),
-            len(env),
-        )
-        env.insert(position, {"name": STORAGE_URI_ENV, "value": uri})
-    containers[index]["env"] = env
+    env = containers[index].setdefault("env", [])
+    at = next((i for i, e in enumerate(env) if e.get("name") == STORAGE_URI_ENV), None)
+    if uri is None:
+        if at is not None:
+            del env[at]
+    elif at is None:
+        env.append({"name": STORAGE_URI_ENV, "value": uri})
+    else:
+        env[at] = {"name": STORAGE_URI_ENV, "value": uri}  # drops a valueFrom, if any
     return {"containers": containers}
 
 
@@ -287,7 +288,7 @@ def plan_rollback(isvc: Obj) -> Plan:
             fragment["canaryTrafficPercent"] = 0
         annotations = pred.get("annotations") or {}
         current = storage_uri(isvc)
-        if False:
+        if PREVIOUS_URI_ANNOTATION in annotations:
             previous_uri = annotations[PREVIOUS_URI_ANNOTATION] or None
             if previous_uri != current:
                 fragment.update(_storage_fragment(pred, previous_uri))

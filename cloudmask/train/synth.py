@@ -12,13 +12,15 @@ the project:
   brightness texture; thin clouds are more transparent at longer wavelengths (per-band opacity = alpha**gamma_b,
   gamma_b >= 1 growing with wavelength);
 * composite per band: out = (1 - a_b) * ground + a_b * cloud_b;
-* shadows: the cloud opacity field shifted along the anti-solar azimuth by h * tan(sun zenith) / pixel size
+* shadows: the labelled-cloud mask shifted along the anti-solar azimuth by h * tan(sun zenith) / pixel size
   (drawn directly as 6..96 px, i.e. cloud heights ~0.3..3 km at 10 m pixels and zenith 20..65 deg), blurred a
-  little (penumbra), and applied to the ground *before* the cloud: ground * (1 - s * (1 - f_b)), where f_b is the
-  diffuse fraction that remains in shadow (0.2..0.5; a bit more in blue, where skylight is strongest).
+  little (penumbra), and applied to the ground *before* the cloud: ground * (1 - s * (1 - f_b)), where s is the
+  shadow strength (1 under clouds of opacity >= 0.7, less under thinner ones) and f_b the diffuse fraction that
+  remains in shadow (0.2..0.5; a bit more in blue, where skylight is strongest).
 
-Labels (documented thresholds): cloud where the base (VNIR) opacity > CLOUD_THRESHOLD; shadow where the shifted
-opacity > SHADOW_THRESHOLD and not cloud; clear elsewhere. Thin clouds below the threshold stay "clear" (haze).
+Labels (documented thresholds): cloud where the base (VNIR) opacity > CLOUD_THRESHOLD (0.3); shadow where the
+shifted, blurred cloud mask > SHADOW_THRESHOLD (0.5) and not cloud; clear elsewhere. Haze below the cloud
+threshold stays "clear" and casts no shadow.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from scipy.ndimage import gaussian_filter
 from cloudmask.contract import CLEAR, CLOUD, SHADOW
 
 CLOUD_THRESHOLD = 0.3
-SHADOW_THRESHOLD = 0.3
+SHADOW_THRESHOLD = 0.5
 MAX_SHIFT = 96  # px; canvas margin so clouds outside the chip can cast shadows into it
 
 # Per-band cloud signature relative to the VNIR level, and opacity exponent ranges (thin clouds more
@@ -122,7 +124,8 @@ class Composite:
     image: np.ndarray  # (H, W, B) float32
     label: np.ndarray  # (H, W) uint8: CLEAR / CLOUD / SHADOW
     opacity: np.ndarray  # (H, W) base cloud opacity
-    shadow: np.ndarray  # (H, W) shadow strength (shifted opacity)
+    shadow: np.ndarray  # (H, W) shadow strength 0..1 (how much direct light is removed)
+    footprint: np.ndarray  # (H, W) shifted, blurred cloud mask: the shadow label is footprint > SHADOW_THRESHOLD
     params: CloudParams | None
 
 
@@ -140,11 +143,14 @@ def add_clouds(rng: np.random.Generator, ground: np.ndarray, bands: tuple[str, .
         big = np.maximum(big, thin)
     alpha = big[m : m + h, m : m + w]
     if p.with_shadow:
-        sh = gaussian_filter(_shift(big, *p.shift), sigma=1.0)[m : m + h, m : m + w]
-        sh = np.clip(sh / max(p.peak, 1e-3), 0.0, 1.0)  # shadow darkness follows relative cloud thickness
-        sh[sh < 1e-3] = 0.0
+        # Only labelled cloud casts shadow (the sub-threshold haze layer does not); darkness grows with cloud
+        # opacity (full at >= 0.7). A small blur gives a penumbra; the label is the blurred footprint > 0.5.
+        casting = (big > CLOUD_THRESHOLD).astype(np.float32)
+        footprint = gaussian_filter(_shift(casting, *p.shift), sigma=1.0)[m : m + h, m : m + w]
+        strength = gaussian_filter(_shift(casting * np.minimum(1.0, big / 0.7), *p.shift), sigma=1.0)[m : m + h, m : m + w]
+        sh = np.where(footprint > 1e-3, strength, 0.0).astype(np.float32)
     else:
-        sh = np.zeros_like(alpha)
+        footprint = sh = np.zeros_like(alpha)
 
     refl, gamma = cloud_signature(rng, bands, p.level, p.thick)
     texture = 1.0 + 0.15 * (fractal_noise(rng, (h, w), 2.0) - 0.5)  # internal cloud brightness variation
@@ -159,6 +165,6 @@ def add_clouds(rng: np.random.Generator, ground: np.ndarray, bands: tuple[str, .
 
     label = np.full((h, w), CLEAR, np.uint8)
     cloud = alpha > CLOUD_THRESHOLD
-    label[(sh > SHADOW_THRESHOLD) & ~cloud] = SHADOW
+    label[(footprint > SHADOW_THRESHOLD) & ~cloud] = SHADOW
     label[cloud] = CLOUD
-    return Composite(img, label, alpha, sh, p)
+    return Composite(img, label, alpha, sh, footprint, p)

@@ -276,3 +276,16 @@ def test_predictor_unreachable_gives_503(scenes, tmp_path):
         assert "predictor" in resp.json()["error"]
     finally:
         s.stop()
+
+
+def test_rest_hop_to_predictor_with_binary_tensors(stack, scenes, tmp_path):
+    """--predictor_protocol v2: the transformer reaches the predictor over REST with binary tensors
+    (kserve's own hop would force JSON); same answer as the default gRPC hop, version included."""
+    from cloudmask.serve import Stack
+
+    ref = rest_infer(stack, scenes["l1c6"])
+    with Stack(http_port=0, grpc_port=0, model_family=FAMILY, predictor_protocol="v2", log_dir=tmp_path) as s2:
+        r = rest_infer(s2, scenes["l1c6"])
+    np.testing.assert_array_equal(r.as_numpy("mask"), ref.as_numpy("mask"))
+    assert r.get_response()["model_version"] == ref.get_response()["model_version"]
+    assert r.get_response()["parameters"]["chips"] == 4  # 700x600 -> 2x2 chips of 512

@@ -1,0 +1,79 @@
+"""scene.blocks: how a large raster is cut into per-request blocks (cores + read margins)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rasterio.windows import Window
+
+from cloudmask import scene
+
+
+def _check(blocks, region: Window, size: int, margin: int, width: int, height: int) -> None:
+    c0, r0, w, h = (int(v) for v in (region.col_off, region.row_off, region.width, region.height))
+    count = np.zeros((height, width), dtype=np.int32)
+    for b in blocks:
+        core, read = b.core, b.read
+        assert 0 < core.width <= size and 0 < core.height <= size
+        count[core.row_off:core.row_off + core.height, core.col_off:core.col_off + core.width] += 1
+        # the read window holds its core ...
+        assert read.col_off <= core.col_off and read.row_off <= core.row_off
+        assert read.col_off + read.width >= core.col_off + core.width
+        assert read.row_off + read.height >= core.row_off + core.height
+        # ... with exactly `margin` px of context on each side, cut only by the raster's edges
+        assert read.col_off == max(0, core.col_off - margin)
+        assert read.row_off == max(0, core.row_off - margin)
+        assert read.col_off + read.width == min(width, core.col_off + core.width + margin)
+        assert read.row_off + read.height == min(height, core.row_off + core.height + margin)
+        assert read.col_off >= 0 and read.row_off >= 0
+        assert read.col_off + read.width <= width and read.row_off + read.height <= height
+    # cores tile the region exactly once: no gap, no overlap, nothing outside it
+    inside = np.zeros_like(count, dtype=bool)
+    inside[r0:r0 + h, c0:c0 + w] = True
+    assert (count[inside] == 1).all()
+    assert (count[~inside] == 0).all()
+    # no more blocks than the size needs: only the last block of a row / column is short
+    assert len(blocks) == -(-w // size) * -(-h // size)
+
+
+@pytest.mark.parametrize("width, height, size, margin", [
+    (4096, 4096, 2048, 64),  # divides
+    (4100, 3000, 2048, 64),  # does not divide
+    (10980 // 4, 10980 // 4, 1024, 128),  # a quarter S2 tile, 2745 px: does not divide
+    (100, 50, 2048, 64),  # smaller than one block
+    (2048, 2049, 2048, 0),  # no margin; one px over
+])
+def test_whole_raster(width, height, size, margin):
+    region = Window(0, 0, width, height)
+    blocks = scene.blocks(region, size, margin, width, height)
+    _check(blocks, region, size, margin, width, height)
+
+
+def test_hand_computed_small_case():
+    blocks = scene.blocks(Window(0, 0, 5, 3), 2, 1, 5, 3)
+    cores = [(b.core.col_off, b.core.row_off, b.core.width, b.core.height) for b in blocks]
+    reads = [(b.read.col_off, b.read.row_off, b.read.width, b.read.height) for b in blocks]
+    assert cores == [(0, 0, 2, 2), (2, 0, 2, 2), (4, 0, 1, 2), (0, 2, 2, 1), (2, 2, 2, 1), (4, 2, 1, 1)]
+    assert reads == [(0, 0, 3, 3), (1, 0, 4, 3), (3, 0, 2, 3), (0, 1, 3, 2), (1, 1, 4, 2), (3, 1, 2, 2)]
+
+
+def test_region_inside_raster_reads_context_outside_region():
+    # a window in the middle of the raster: margins come from pixels outside the window (real context)
+    region = Window(300, 200, 500, 400)
+    blocks = scene.blocks(region, 256, 32, 1000, 1000)
+    _check(blocks, region, 256, 32, 1000, 1000)
+    assert blocks[0].read.col_off == 268 and blocks[0].read.row_off == 168
+
+
+@settings(max_examples=150, deadline=None)
+@given(width=st.integers(1, 300), height=st.integers(1, 300), size=st.integers(1, 128), margin=st.integers(0, 40),
+       data=st.data())
+def test_any_region(width, height, size, margin, data):
+    c0 = data.draw(st.integers(0, width - 1))
+    r0 = data.draw(st.integers(0, height - 1))
+    w = data.draw(st.integers(1, width - c0))
+    h = data.draw(st.integers(1, height - r0))
+    region = Window(c0, r0, w, h)
+    _check(scene.blocks(region, size, margin, width, height), region, size, margin, width, height)

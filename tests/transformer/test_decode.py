@@ -1,0 +1,153 @@
+"""GeoTIFF bytes -> Raster, through real rasterio on real files written by the test."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+import pytest
+import rasterio
+import rasterio.windows
+from affine import Affine
+from PIL import Image
+from rasterio.crs import CRS
+from rasterio.windows import Window
+
+from transformer import decode
+from transformer.errors import BadInput, OverBudget
+
+TRANSFORM = Affine(20.0, 0.0, 399960.0, 0.0, -20.0, 5000040.0)
+
+
+def _data(bands=3, h=40, w=50, dtype=np.uint16):
+    # every value distinct so a misplaced window or band shows
+    return np.arange(bands * h * w, dtype=np.int64).reshape(bands, h, w).astype(dtype)
+
+
+def test_round_trip_georeferencing(geotiff_bytes):
+    data = _data()
+    tif = geotiff_bytes(data, descriptions=("B02", "red", None), nodata=0, crs="EPSG:32633",
+                        transform=TRANSFORM, tags={"BOA_ADD_OFFSET": "-1000"})
+    r = decode.decode(tif)
+    np.testing.assert_array_equal(r.data, data)
+    assert r.data.dtype == np.uint16
+    assert r.crs == CRS.from_epsg(32633)
+    assert r.transform == TRANSFORM
+    assert r.descriptions == ("B02", "red", None)
+    assert r.nodata == 0
+    assert r.tags["BOA_ADD_OFFSET"] == "-1000"
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+def test_round_trip_without_nodata_or_crs(geotiff_bytes):
+    data = _data(bands=1, dtype=np.float32)
+    r = decode.decode(geotiff_bytes(data, crs=None, transform=Affine.identity()))
+    assert r.nodata is None
+    assert r.crs is None
+    np.testing.assert_array_equal(r.data, data)
+
+
+def test_tiled_compressed_bigtiff(geotiff_bytes):
+    data = _data(bands=2, h=300, w=270)
+    tif = geotiff_bytes(data, tiled=True, blockxsize=256, blockysize=256, compress="deflate", BIGTIFF="YES")
+    assert tif[:4] == b"II+\x00"
+    r = decode.decode(tif)
+    np.testing.assert_array_equal(r.data, data)
+
+
+@pytest.mark.parametrize("window", [(0, 0, 50, 40), (7, 3, 11, 13), (49, 39, 1, 1), (0, 20, 50, 20)])
+def test_window_reads_that_window(geotiff_bytes, window):
+    data = _data()
+    r = decode.decode(geotiff_bytes(data, transform=TRANSFORM), window=list(window))
+    col, row, w, h = window
+    np.testing.assert_array_equal(r.data, data[:, row:row + h, col:col + w])
+    assert r.transform == rasterio.windows.transform(Window(col, row, w, h), TRANSFORM)
+    # and the window's upper-left corner is where the full grid puts that pixel
+    assert (r.transform.c, r.transform.f) == TRANSFORM @ (col, row)
+
+
+def test_window_accepts_strings(geotiff_bytes):
+    r = decode.decode(geotiff_bytes(_data()), window=["1", "2", "3", "4"])
+    assert r.data.shape == (3, 4, 3)
+
+
+@pytest.mark.parametrize("window", [
+    (0, 0, 51, 40), (0, 0, 50, 41), (45, 0, 10, 10), (0, 35, 10, 10), (-1, 0, 10, 10), (0, -1, 10, 10),
+    (50, 0, 1, 1), (100, 100, 5, 5),
+])
+def test_window_outside_raster(geotiff_bytes, window):
+    with pytest.raises(BadInput, match="outside"):
+        decode.decode(geotiff_bytes(_data()), window=list(window))
+
+
+@pytest.mark.parametrize("window", [(0, 0, 0, 10), (0, 0, 10, 0), (0, 0, -5, 10), (5, 5, 10, -1)])
+def test_window_zero_or_negative_size(geotiff_bytes, window):
+    with pytest.raises(BadInput, match="positive"):
+        decode.decode(geotiff_bytes(_data()), window=list(window))
+
+
+@pytest.mark.parametrize("window", [(0, 0, 10), (0, 0, 10, 10, 1), ("a", 0, 1, 1), {"col": 0}, 5])
+def test_window_malformed(geotiff_bytes, window):
+    with pytest.raises(BadInput, match="window"):
+        decode.decode(geotiff_bytes(_data()), window=window)
+
+
+def _png_bytes() -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("payload", [
+    _png_bytes(), os.urandom(4096), b"hello, this is text", b"GIF89a" + bytes(100), b"\x00" * 64,
+], ids=["png", "random", "text", "gif", "zeros"])
+def test_not_a_tiff(payload):
+    with pytest.raises(BadInput, match="not a TIFF"):
+        decode.decode(payload)
+
+
+@pytest.mark.parametrize("payload", [b"", None, bytearray()])
+def test_empty(payload):
+    with pytest.raises(BadInput, match="empty"):
+        decode.decode(payload)
+
+
+def test_tiff_magic_then_garbage():
+    with pytest.raises(BadInput):
+        decode.decode(b"II*\x00" + os.urandom(2000))
+
+
+@pytest.mark.parametrize("creation", [{}, {"compress": "deflate", "tiled": True, "blockxsize": 64,
+                                           "blockysize": 64}])
+def test_truncated_tiff(geotiff_bytes, creation):
+    rng = np.random.default_rng(0)
+    data = rng.integers(1, 10000, size=(4, 200, 200), dtype=np.uint16)  # random: deflate can't shrink it away
+    tif = geotiff_bytes(data, **creation)
+    np.testing.assert_array_equal(decode.decode(tif).data, data)  # the whole file is fine
+    with pytest.raises(BadInput, match="decoded"):
+        decode.decode(tif[: len(tif) // 2])
+
+
+@pytest.mark.parametrize("cut", [8, 16, 100])
+def test_truncated_header(geotiff_bytes, cut):
+    tif = geotiff_bytes(_data())
+    with pytest.raises(BadInput):
+        decode.decode(tif[:cut])
+
+
+def test_over_budget(geotiff_bytes):
+    tif = geotiff_bytes(_data(h=40, w=50))
+    assert decode.decode(tif, max_pixels=2000).data.shape == (3, 40, 50)  # exactly at the budget is fine
+    with pytest.raises(OverBudget, match="budget") as e:
+        decode.decode(tif, max_pixels=1999)
+    assert isinstance(e.value, BadInput)  # the service maps OverBudget before BadInput; both are bad input
+    # a window that fits the budget is accepted from the same file
+    assert decode.decode(tif, window=[0, 0, 40, 40], max_pixels=1600).data.shape == (3, 40, 40)
+    with pytest.raises(OverBudget):
+        decode.decode(tif, window=[0, 0, 41, 40], max_pixels=1600)
+
+
+def test_overbudget_is_badinput_subclass():
+    assert issubclass(OverBudget, BadInput)
+    assert issubclass(BadInput, ValueError)
