@@ -78,7 +78,12 @@ def run(args: argparse.Namespace) -> int:
             clients.append(c)
         return c.predict(payload, bands=bands, window=server_window, scale=args.scale, offset=args.offset)
 
-    bar, update = _progress_bar(sys.stderr.isatty())
+    import rasterio
+
+    with rasterio.open(args.scene) as src:
+        w, h = (window[2], window[3]) if window else (src.width, src.height)
+    many = w > args.block or h > args.block  # more than one request: worth a progress bar
+    bar, update = _progress_bar(many and sys.stderr.isatty())
     try:
         if bar:
             bar.start()
