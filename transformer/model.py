@@ -129,11 +129,13 @@ class CloudMaskTransformer(Model):
         job.seconds["preprocess"] = time.perf_counter() - t0
         return job
 
-    def preprocess(self, payload, headers=None):
+    async def preprocess(self, payload, headers=None):
         if not isinstance(payload, InferRequest):
             raise InvalidInput("the cloudmask service speaks the V2 protocol: POST /v2/models/cloudmask/infer")
         try:
-            return self.prepare(payload)
+            # decoding and scaling are CPU work (GDAL and numpy release the GIL): off the event
+            # loop, so health probes and other requests are answered meanwhile
+            return await asyncio.get_running_loop().run_in_executor(None, self.prepare, payload)
         except OverBudget as e:
             raise RequestTooLarge(str(e)) from None
         except BadInput as e:
@@ -189,7 +191,11 @@ class CloudMaskTransformer(Model):
         return job
 
     # -- postprocess -----------------------------------------------------------------------
-    def postprocess(self, job: Job, headers=None, response_headers=None) -> InferResponse:
+    async def postprocess(self, job: Job, headers=None, response_headers=None) -> InferResponse:
+        return await asyncio.get_running_loop().run_in_executor(None, self.respond, job)
+
+    def respond(self, job: Job) -> InferResponse:
+        """The raster half of postprocess: stitched probabilities -> mask, covers, V2 response."""
         mask = stitch_ops.to_mask(job.probabilities, job.invalid)
         cloud, shadow = stitch_ops.cover(mask)
         wanted = job.params.outputs or (contract.OUTPUT_MASK, contract.OUTPUT_CLOUD_COVER,
