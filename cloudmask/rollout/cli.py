@@ -90,7 +90,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--model-uri",
         required=True,
         help="storage URI of the new version, which KServe's storage initializer downloads into "
-        "/mnt/models, e.g. gs://BUCKET/models/cloudmask-6b/2",
+        "/mnt/models: a model release, <model-name>/<version>/ folders, e.g. gs://BUCKET/models/2",
     )
     start.add_argument(
         "--percent", type=_percent, required=True, help="share of traffic for the new version, 0..100"

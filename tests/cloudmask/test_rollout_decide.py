@@ -28,8 +28,8 @@ from cloudmask.rollout.errors import ExitCode, RolloutError
 REV1 = "cloudmask-predictor-00001"
 REV2 = "cloudmask-predictor-00002"
 REV3 = "cloudmask-predictor-00003"
-URI1 = "gs://cloudmask-models/models/cloudmask-6b/1"
-URI2 = "gs://cloudmask-models/models/cloudmask-6b/2"
+URI1 = "gs://cloudmask-models/models/1"
+URI2 = "gs://cloudmask-models/models/2"
 PREV = decide.PREVIOUS_URI_ANNOTATION
 
 
