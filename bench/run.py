@@ -142,7 +142,6 @@ def main(argv=None) -> int:
     runner = Runner(md.path)
     t_model, p90_model = timeit(lambda: runner(x), args.n)
     rows.append(("in-process model (SavedModel call)", t_model, p90_model, x.nbytes, x.nbytes // 2, 1.0))
-    del runner  # free its threads before the servers start
 
     # 2. end to end
     with Stack(http_port=0, grpc_port=0, model_family=args.family, log_dir=out / "logs") as stack:

@@ -11,7 +11,6 @@ import os
 import sys
 from pathlib import Path
 
-import kserve
 from kserve import model_server as ms
 
 from cloudmask import server as cm_server

@@ -12,9 +12,7 @@ from __future__ import annotations
 import importlib.metadata as md
 import json
 import re
-import shutil
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from docker.utils.build import exclude_paths
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
+from tools import tool
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = ("predictor", "transformer")
@@ -36,13 +35,6 @@ FORBIDDEN = {
 }
 
 
-def _venv_tool(name: str) -> str:
-    """A console script of the dev extra: beside this interpreter, else on PATH."""
-    here = Path(sys.executable).parent / name
-    path = str(here) if here.exists() else shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} is not installed: pip install -e '.[dev]'")
-    return path
 
 
 def dockerfile(image: str) -> DockerfileParser:
@@ -87,7 +79,7 @@ def extra_requirements(extra: str) -> list[Requirement]:
 
 @pytest.mark.parametrize("image", IMAGES)
 def test_hadolint_finds_nothing(image):
-    out = subprocess.run([_venv_tool("hadolint"), "--format", "json", "--failure-threshold", "style",
+    out = subprocess.run([tool("hadolint"), "--format", "json", "--failure-threshold", "style",
                           str(ROOT / f"Dockerfile.{image}")], capture_output=True, text=True, timeout=120)
     assert json.loads(out.stdout or "[]") == [] and out.returncode == 0, out.stdout + out.stderr
 
@@ -96,7 +88,7 @@ def test_hadolint_would_catch_a_root_user(tmp_path):
     """The same linter run on a copy whose last USER is root fails (DL3002)."""
     bad = tmp_path / "Dockerfile"
     bad.write_text(re.sub(r"^USER .*$", "USER root", (ROOT / "Dockerfile.predictor").read_text(), flags=re.M))
-    out = subprocess.run([_venv_tool("hadolint"), "--format", "json", str(bad)], capture_output=True, text=True,
+    out = subprocess.run([tool("hadolint"), "--format", "json", str(bad)], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode != 0
     assert "DL3002" in {f["code"] for f in json.loads(out.stdout)}
@@ -105,7 +97,7 @@ def test_hadolint_would_catch_a_root_user(tmp_path):
 @pytest.fixture(scope="module")
 def checkov_dockerfiles() -> dict:
     """One checkov run (framework dockerfile) over both Dockerfiles."""
-    cmd = [_venv_tool("checkov"), "--framework", "dockerfile", "--output", "json", "--compact", "--skip-download"]
+    cmd = [tool("checkov"), "--framework", "dockerfile", "--output", "json", "--compact", "--skip-download"]
     for image in IMAGES:
         cmd += ["-f", str(ROOT / f"Dockerfile.{image}")]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)

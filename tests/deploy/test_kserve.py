@@ -21,13 +21,13 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+from tools import tool
 
 ROOT = Path(__file__).resolve().parents[2]
 KSERVE = ROOT / "kserve"
@@ -63,13 +63,6 @@ def _kubectl() -> str:
     return path
 
 
-def _venv_tool(name: str) -> str:
-    """A console script of the dev extra: beside this interpreter, else on PATH."""
-    here = Path(sys.executable).parent / name
-    path = str(here) if here.exists() else shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} is not installed: pip install -e '.[dev]'")
-    return path
 
 
 def _crd_path() -> Path:
@@ -508,7 +501,7 @@ def checkov_results(rendered, tmp_path_factory) -> dict:
     (where / "unsuppressed-pods.yaml").write_text(
         yaml.safe_dump_all(pods_from(isvc_of(rendered["canary"]), keep_skips=False)))
     out = subprocess.run(
-        [_venv_tool("checkov"), "-d", str(where), "--framework", "kubernetes", "--output", "json",
+        [tool("checkov"), "-d", str(where), "--framework", "kubernetes", "--output", "json",
          "--compact", "--skip-download"],
         capture_output=True, text=True, timeout=600)
     assert out.stdout.strip(), out.stderr

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +28,7 @@ from pathlib import Path
 import hcl2
 import pytest
 import yaml
+from tools import tool
 
 REPO = Path(__file__).resolve().parents[2]
 TF_DIR = REPO / "terraform"
@@ -40,16 +40,6 @@ EXACT_VERSION = re.compile(r"^v?\d+\.\d+\.\d+$")
 # ------------------------------------------------------------------------------------ helpers
 
 
-def _require_tool(name: str) -> str:
-    """Path of a command-line tool: on PATH, or next to this Python (a venv's bin/)."""
-    beside_python = Path(sys.executable).with_name(name)
-    path = shutil.which(name) or (str(beside_python) if beside_python.exists() else None)
-    if path:
-        return path
-    msg = f"`{name}` is not installed"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{msg}; CI must provide it")
-    pytest.skip(msg)
 
 
 def _one(value):
@@ -237,13 +227,13 @@ def tf() -> dict:
 
 
 def test_terraform_fmt_check():
-    terraform = _require_tool("terraform")
+    terraform = tool("terraform")
     proc = subprocess.run([terraform, "fmt", "-check", "-recursive", "-diff", str(TF_DIR)], capture_output=True, text=True)
     assert proc.returncode == 0, f"terraform fmt would change files:\n{proc.stdout}{proc.stderr}"
 
 
 def test_terraform_fmt_check_rejects_misformatted_file(tmp_path):
-    terraform = _require_tool("terraform")
+    terraform = tool("terraform")
     (tmp_path / "bad.tf").write_text('variable "x" {\ntype=string\n    description="misaligned"\n}\n')
     proc = subprocess.run([terraform, "fmt", "-check", "-recursive", str(tmp_path)], capture_output=True, text=True)
     assert proc.returncode != 0
@@ -437,7 +427,7 @@ def test_namespace_and_service_account_match_the_kserve_manifests(tf):
     overlay = REPO / "kserve" / "overlays" / "prod"
     if not overlay.is_dir():
         pytest.skip("kserve/overlays/prod not present")
-    kubectl = _require_tool("kubectl")
+    kubectl = tool("kubectl")
     proc = subprocess.run([kubectl, "kustomize", str(overlay)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     isvcs = [d for d in yaml.safe_load_all(proc.stdout) if d and d.get("kind") == "InferenceService"]
@@ -454,7 +444,7 @@ def test_namespace_and_service_account_match_the_kserve_manifests(tf):
 
 
 def _checkov(args: list[str], cwd: Path) -> dict:
-    checkov = _require_tool("checkov")
+    checkov = tool("checkov")
     proc = subprocess.run(
         [checkov, "--framework", "terraform", "--skip-download", "--output", "json", *args],
         capture_output=True,
