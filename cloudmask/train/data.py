@@ -86,7 +86,9 @@ class Sampler:
             raise ValueError(f"no clear scene carries bands {self.bands}")
         self.teacher = [Region(s, s.select(self.bands), lab) for s, lab in zip(cloudy, teacher_labels) if s.has(self.bands)]
         self.w_train = _weights(self.train)
-        self.w_val = _weights(self.val) if self.val else None
+        if not self.val:  # tiny inputs (tests): nothing large enough to hold out, validate on training scenes
+            self.val = self.train
+        self.w_val = _weights(self.val)
 
     def sample(self, rng: np.random.Generator, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
         regions, weights = (self.train, self.w_train) if split == "train" else (self.val, self.w_val)

@@ -94,11 +94,12 @@ def write_model_card(model_dir: Path, contract: ModelContract, provenance: dict)
         "the best on a held-out synthetic split of the clear scenes.",
         "",
         "## Training run",
-        f"- Command: `{provenance.get('command')}`",
+        "- Training command(s), in order (a resumed run continues the same checkpoint and schedule):",
+        *[f"  - `{c}`" for c in provenance.get("commands") or [provenance.get("command")]],
         f"- Seed {provenance.get('seed')}; epochs run {provenance.get('epochs_run')} x {provenance.get('steps_per_epoch')} "
         f"steps, batch {provenance.get('batch')}, chip {provenance.get('chip')}; best epoch {provenance.get('best_epoch')} "
         f"(held-out synthetic val loss {provenance.get('best_val_loss')}).",
-        f"- Wall time {provenance.get('wall_time_s')} s on {provenance.get('device')}.",
+        f"- Training wall time {provenance.get('wall_time_s')} s (all runs together) on {provenance.get('device')}.",
         "",
         "## Measured metrics",
         "",
@@ -117,7 +118,7 @@ def export_model(model, contract: ModelContract, export_root: Path, version: str
     export_savedmodel(model, model_dir, contract.n_bands)
     prov = {**provenance, "version": str(version), "params": int(model.count_params())}
     write_contract(model_dir, contract, version=str(version), extra={"training": {
-        k: prov.get(k) for k in ("command", "seed", "epochs_run", "best_epoch", "wall_time_s", "git_commit")}})
+        k: prov.get(k) for k in ("command", "commands", "seed", "epochs_run", "best_epoch", "wall_time_s", "git_commit")}})
     write_model_card(model_dir, contract, prov)
     prov["size_bytes"] = dir_size(model_dir)  # includes the card itself (rewritten with a few bytes more)
     write_model_card(model_dir, contract, prov)

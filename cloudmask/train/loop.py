@@ -61,34 +61,36 @@ def _setup_tf(seed: int, threads: int):
 
 
 def _git_commit() -> str | None:
+    """HEAD of the repo, with "+dirty" when the training code differs from it (the card must not overclaim)."""
+    root = Path(__file__).resolve().parents[2]
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).resolve().parents[2]).stdout.strip() or None
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=root).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "cloudmask/train"], capture_output=True,
+                               text=True, check=True, cwd=root).stdout.strip()
+        return (head + ("+dirty" if dirty else "")) or None
     except Exception:
         return None
 
 
-class _Batches:
-    """keras PyDataset yielding (x, y, w) batches that depend only on (seed, variant, epoch, index)."""
+def make_batches(sampler, seed: int, name: str, steps: int, batch: int):
+    """A keras PyDataset of (x, y, w) batches that depend only on (seed, model name, epoch, index)."""
+    import keras
 
-    def __new__(cls, *a, **k):
-        import keras
+    from cloudmask.train.data import batch_rng
 
-        class Impl(keras.utils.PyDataset):
-            def __init__(self, sampler, seed, name, steps, batch):
-                super().__init__(workers=1, use_multiprocessing=False)
-                self.sampler, self.seed, self.name, self.steps, self.batch_size = sampler, seed, name, steps, batch
-                self.epoch = 0
+    class Batches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__(workers=1, use_multiprocessing=False)
+            self.epoch = 0  # set by the training callback at each epoch start
 
-            def __len__(self):
-                return self.steps
+        def __len__(self):
+            return steps
 
-            def __getitem__(self, idx):
-                from cloudmask.train.data import batch_rng
+        def __getitem__(self, idx):
+            return sampler.batch(batch_rng(seed, name, "train", self.epoch, idx), batch)
 
-                return self.sampler.batch(batch_rng(self.seed, self.name, "train", self.epoch, idx), self.batch_size)
-
-        return Impl(*a, **k)
+    return Batches()
 
 
 def build_sampler(contract: ModelContract, args, clear, cloudy, labels):
@@ -136,7 +138,7 @@ def train_variant(contract: ModelContract, args, clear, cloudy, labels, command:
     else:
         model = compile_model(build_unet(contract.n_bands, name=contract.name.replace("-", "_")), args.lr,
                               args.epochs * args.steps_per_epoch)
-    ds = _Batches(sampler, args.seed, contract.name, args.steps_per_epoch, args.batch)
+    ds = make_batches(sampler, args.seed, contract.name, args.steps_per_epoch, args.batch)
     t_start = time.time()
     wall0 = float(state.get("wall_time_s", 0.0))
 
@@ -159,6 +161,8 @@ def train_variant(contract: ModelContract, args, clear, cloudy, labels, command:
                 self.model.stop_training = True
 
     if state["epoch"] < args.epochs and not (args.time_budget and state["wall_time_s"] > args.time_budget):
+        # Every command that trained this checkpoint, in order (a resumed run lists the first one too).
+        state["commands"] = [*state.get("commands", []), command]
         model.fit(ds, epochs=args.epochs, initial_epoch=state["epoch"], validation_data=val,
                   callbacks=[Track(), keras.callbacks.CSVLogger(str(wd / "log.csv"), append=True)],
                   verbose=1 if sys.stdout.isatty() else 2)
@@ -169,7 +173,7 @@ def train_variant(contract: ModelContract, args, clear, cloudy, labels, command:
         chosen = keras.models.load_model(best) if best.exists() else model
         gpus = tf.config.list_physical_devices("GPU")
         prov = {
-            "command": command, "seed": args.seed, "epochs_run": state["epoch"], "epochs_requested": args.epochs,
+            "command": command, "commands": state.get("commands", [command]), "seed": args.seed, "epochs_run": state["epoch"], "epochs_requested": args.epochs,
             "steps_per_epoch": args.steps_per_epoch, "batch": args.batch, "chip": args.chip, "lr": args.lr,
             "best_epoch": state["best_epoch"], "best_val_loss": state["best_val_loss"],
             "selection": "lowest loss on a held-out synthetic split (bottom 25% rows of large clear scenes + one "

@@ -1,0 +1,67 @@
+"""Synthetic clouds: the labels are exactly what was composited, and nothing else in the image changes."""
+
+import numpy as np
+import pytest
+
+from cloudmask.contract import BANDS_4, BANDS_6, CLEAR, CLOUD, SHADOW
+from cloudmask.train import synth
+
+
+def _ground(rng, h=96, w=128, b=6):
+    return rng.uniform(0.02, 0.35, size=(h, w, b)).astype(np.float32)
+
+
+def test_fractal_noise_range_and_shape():
+    n = synth.fractal_noise(np.random.default_rng(0), (64, 80), beta=3.0)
+    assert n.shape == (64, 80) and n.dtype == np.float32
+    assert n.min() == pytest.approx(0.0, abs=1e-6) and n.max() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_shift_moves_without_wrap():
+    a = np.zeros((10, 10), np.float32)
+    a[2, 3] = 1
+    assert synth._shift(a, 4, -2)[6, 1] == 1 and synth._shift(a, 4, -2).sum() == 1
+    assert synth._shift(a, -5, 0).sum() == 0  # pushed off the top: gone, not wrapped to the bottom
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("bands", [BANDS_6, BANDS_4])
+def test_labels_match_composite(seed, bands):
+    rng = np.random.default_rng(seed)
+    ground = _ground(rng, b=len(bands))
+    params = synth.sample_params(rng)
+    params.with_shadow = True
+    comp = synth.add_clouds(rng, ground, bands, params)
+    cloud = comp.opacity > synth.CLOUD_THRESHOLD
+    shadow = (comp.footprint > synth.SHADOW_THRESHOLD) & ~cloud
+    np.testing.assert_array_equal(comp.label == CLOUD, cloud)
+    np.testing.assert_array_equal(comp.label == SHADOW, shadow)
+    np.testing.assert_array_equal(comp.label == CLEAR, ~cloud & ~shadow)
+    assert comp.image.shape == ground.shape and comp.image.dtype == np.float32
+    untouched = (comp.opacity == 0) & (comp.shadow == 0)
+    np.testing.assert_array_equal(comp.image[untouched], ground[untouched])
+    # Shadow-only pixels are darker in every band; thick-cloud pixels differ from the ground.
+    only_shadow = (comp.shadow > 0.1) & (comp.opacity == 0)
+    assert np.all(comp.image[only_shadow] < ground[only_shadow])
+    assert np.all(np.any(comp.image[cloud] != ground[cloud], axis=-1))
+
+
+def test_cloud_signature_swir_below_vnir_for_thick_cloud():
+    refl, gamma = synth.cloud_signature(np.random.default_rng(1), BANDS_6, level=0.7, thick=True)
+    vnir, b11, b12 = refl[:4], refl[4], refl[5]
+    assert vnir.min() > b11 > b12 > 0
+    assert np.all(gamma == 1.0)  # thick clouds are opaque in every band
+
+
+def test_cover_tracks_request():
+    rng = np.random.default_rng(3)
+    a = synth.cloud_opacity(rng, (256, 256), cover=0.4, peak=1.0, softness=0.01, beta=3.0)
+    assert 0.35 < (a > 0).mean() < 0.45 and a.max() <= 1.0
+
+
+def test_no_shadow_when_disabled():
+    rng = np.random.default_rng(5)
+    params = synth.sample_params(rng)
+    params.with_shadow = False
+    comp = synth.add_clouds(rng, _ground(rng), BANDS_6, params)
+    assert not np.any(comp.label == SHADOW) and not np.any(comp.shadow)
