@@ -104,6 +104,12 @@ def pod_sizing(stack, model, x, out: Path, n: int) -> dict:
     return {"chips_per_s": rates, "idle_mb": idle, "peak_mb": _rss_mb(tr_pid), "big": "4096x4096x13"}
 
 
+def _bytes_input(th, payload: bytes):
+    inp = th.InferInput("geotiff", [1], "BYTES")
+    inp.set_data_from_numpy(np.array([payload], dtype=np.object_), binary_data=True)
+    return inp
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=20, help="repetitions per measurement")
@@ -135,28 +141,22 @@ def main(argv=None) -> int:
         # the bytes `cloudmask predict` sends for a block (uncompressed, band-interleaved)
         chip_bytes = block_geotiff(src, rasterio.windows.Window(0, 0, 512, 512))
     deflated = chip_path.read_bytes()  # what a user's deflated export would look like
-    rows = []
 
-    # 1. in-process
+    # 1 + 2. in-process and end to end, interleaved: each round calls every path once, in a
+    # shuffled order, so all of them see the same background load (these machines are shared)
     md = next(m for m in discover(Path(__file__).resolve().parent.parent / "models") if m.contract.name == model.name)
     runner = Runner(md.path)
-    t_model, p90_model = timeit(lambda: runner(x), args.n)
-    rows.append(("in-process model (SavedModel call)", t_model, p90_model, x.nbytes, x.nbytes // 2, 1.0))
-
-    # 2. end to end
     with Stack(http_port=0, grpc_port=0, model_family=args.family, log_dir=out / "logs") as stack:
         hc = th.InferenceServerClient(f"127.0.0.1:{stack.http_port}", network_timeout=300)
         gc = tg.InferenceServerClient(stack.grpc, channel_args=[("grpc.max_receive_message_length", -1)])
+        pc = tg.InferenceServerClient(f"127.0.0.1:{stack.p_grpc}", channel_args=[
+            ("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)])
+        rest_outputs = [th.InferRequestedOutput(o, binary_data=True) for o in ("mask", "cloud_cover", "shadow_cover")]
 
         def rest_binary():
             inp = th.InferInput("geotiff", [1], "BYTES")
             inp.set_data_from_numpy(np.array([chip_bytes], dtype=np.object_), binary_data=True)
-            req_body, json_size = th.InferenceServerClient.generate_request_body(
-                [inp], outputs=[th.InferRequestedOutput(o, binary_data=True) for o in
-                                ("mask", "cloud_cover", "shadow_cover")])
-            r = hc.infer("cloudmask", [inp], outputs=[th.InferRequestedOutput(o, binary_data=True) for o in
-                                                      ("mask", "cloud_cover", "shadow_cover")])
-            return len(req_body), r
+            return hc.infer("cloudmask", [inp], outputs=rest_outputs)
 
         def rest_json():
             import urllib.request
@@ -166,27 +166,50 @@ def main(argv=None) -> int:
             req = urllib.request.Request(f"{stack.url}/v2/models/cloudmask/infer", data=body,
                                          headers={"Content-Type": "application/json"})
             with urllib.request.urlopen(req, timeout=300) as r:
-                resp = r.read()
-            return len(body), len(resp)
+                return len(body), len(r.read())
 
         def grpc_call(payload=chip_bytes):
             inp = tg.InferInput("geotiff", [1], "BYTES")
             inp.set_data_from_numpy(np.array([payload], dtype=np.object_))
             return gc.infer("cloudmask", [inp])
 
-        t_g, p_g = timeit(grpc_call, args.n)
-        g = grpc_call()
-        g_resp = g.get_response().ByteSize()
-        rows.append(("end to end, gRPC", t_g, p_g, len(chip_bytes), g_resp, t_g / t_model))
-        t_d, p_d = timeit(lambda: grpc_call(deflated), args.n)
-        rows.append(("end to end, gRPC, deflated GeoTIFF", t_d, p_d, len(deflated), g_resp, t_d / t_model))
-        t_b, p_b = timeit(rest_binary, args.n)
-        req_b, r = rest_binary()
-        mask_b = r.as_numpy("mask")
-        rows.append(("end to end, REST binary", t_b, p_b, req_b, mask_b.nbytes + 8, t_b / t_model))
-        t_j, p_j = timeit(rest_json, max(3, args.n // 4))
+        def predictor_alone():
+            inp = tg.InferInput(model.input_name, list(x.shape), "FP32")
+            inp.set_data_from_numpy(x)
+            return pc.infer(model.name, [inp])
+
+        paths = {"in-process model (SavedModel call)": lambda: runner(x),
+                 "predictor alone, gRPC (no transformer)": predictor_alone,
+                 "end to end, gRPC": grpc_call,
+                 "end to end, gRPC, deflated GeoTIFF": lambda: grpc_call(deflated),
+                 "end to end, REST binary": rest_binary,
+                 "end to end, REST JSON": rest_json}
+        times = {k: [] for k in paths}
+        rng = np.random.default_rng(0)
+        for fn in paths.values():  # warm-up
+            fn()
+        for i in range(args.n):
+            for k in rng.permutation(list(paths)):
+                if k.endswith("JSON") and i % 4:  # JSON is slow: a quarter of the rounds
+                    continue
+                t = time.perf_counter()
+                paths[k]()
+                times[k].append(time.perf_counter() - t)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        p90 = {k: (statistics.quantiles(v, n=10)[-1] if len(v) >= 10 else max(v)) for k, v in times.items()}
+        t_model = med["in-process model (SavedModel call)"]
+        g_resp = grpc_call().get_response().ByteSize()
+        req_b = len(th.InferenceServerClient.generate_request_body(
+            [_bytes_input(th, chip_bytes)], outputs=rest_outputs)[0])
         req_j, resp_j = rest_json()
-        rows.append(("end to end, REST JSON", t_j, p_j, req_j, resp_j, t_j / t_model))
+        sizes = {"in-process model (SavedModel call)": (x.nbytes, x.nbytes // 2),
+                 "predictor alone, gRPC (no transformer)": (x.nbytes, x.nbytes // 2),
+                 "end to end, gRPC": (len(chip_bytes), g_resp),
+                 "end to end, gRPC, deflated GeoTIFF": (len(deflated), g_resp),
+                 "end to end, REST binary": (req_b, 512 * 512 + 8),
+                 "end to end, REST JSON": (req_j, resp_j)}
+        rows = [(k, med[k], p90[k], *sizes[k], med[k] / t_model) for k in paths]
+        pc.close()
         hc.close()
         gc.close()
 
@@ -226,7 +249,7 @@ def main(argv=None) -> int:
                 peer_row = (t_p, p_p)
 
     print(f"\ncloudmask bench: model {model.name} ({args.family} family), 512x512 chip of real S2 L1C, "
-          f"n={args.n}, median [p90]\n")
+          f"n={args.n} interleaved rounds (JSON: every 4th), median [p90]\n")
     print(f"{'path':40s} {'median ms':>10s} {'p90 ms':>8s} {'req bytes':>11s} {'resp bytes':>11s} {'x in-proc':>9s}")
     for name, t, p, rq, rs, ratio in rows:
         print(f"{name:40s} {1000 * t:10.1f} {1000 * p:8.1f} {rq:11,d} {rs:11,d} {ratio:9.2f}")

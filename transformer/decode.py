@@ -42,8 +42,12 @@ def parse_window(window, width: int, height: int) -> Window:
     return Window(col, row, w, h)
 
 
-def decode(payload: bytes, window=None, max_pixels: int | None = None) -> Raster:
-    """Decode GeoTIFF bytes; `window` is [col, row, width, height]; refuse more than max_pixels."""
+def decode(payload: bytes, window=None, max_pixels: int | None = None, pick=None) -> Raster:
+    """Decode GeoTIFF bytes; `window` is [col, row, width, height]; refuse more than max_pixels.
+
+    pick(descriptions, count) -> 1-based band indexes to read (default: all). Reading only the
+    bands a model needs keeps a 13-band scene's other 7 bands out of memory altogether.
+    """
     if not payload:
         raise BadInput("geotiff is empty")
     if payload[:4] not in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
@@ -57,7 +61,8 @@ def decode(payload: bytes, window=None, max_pixels: int | None = None) -> Raster
                     f"raster of {w}x{h} px exceeds the request budget of {max_pixels} px; "
                     "send a window or use `cloudmask predict`, which splits large scenes"
                 )
-            data = src.read(window=win)
+            indexes = pick(tuple(src.descriptions), src.count) if pick is not None else None
+            data = src.read(indexes=indexes, window=win)
             transform = src.window_transform(win) if win is not None else src.transform
             return Raster(
                 data=data,

@@ -112,10 +112,16 @@ class CloudMaskTransformer(Model):
         t0 = time.perf_counter()
         params = request_ops.params(request.parameters, request.request_outputs)
         payload = request_ops.geotiff_bytes(request.inputs)
-        raster = decode_ops.decode(payload, window=params.window, max_pixels=self.max_pixels)
-        names = band_ops.resolve(raster.descriptions, raster.data.shape[0], params.bands)
-        model = band_ops.choose_model(self.family, names)
-        data = band_ops.select(raster.data, names, model.bands)
+        chosen = {}
+
+        def pick(descriptions, count):  # resolve names and the model before any pixel is read
+            chosen["names"] = names = band_ops.resolve(descriptions, count, params.bands)
+            chosen["model"] = model = band_ops.choose_model(self.family, names)
+            return [names.index(b) + 1 for b in model.bands]
+
+        raster = decode_ops.decode(payload, window=params.window, max_pixels=self.max_pixels, pick=pick)
+        names, model = chosen["names"], chosen["model"]
+        data = raster.data  # already the model's bands, in its order
         offset = params.offset if params.offset is not None else (file_offset(raster.tags) or 0.0)
         scale, offset = scale_ops.check(params.scale, offset)
         invalid = scale_ops.nodata_mask(data, raster.nodata)
