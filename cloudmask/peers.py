@@ -146,7 +146,7 @@ class DlL8S2UvPeer:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)[..., self.index]
-        p = np.asarray(self.net(x, training=False))[..., 0]
+        p = np.asarray(self.net([x], training=False))[..., 0]  # the graph's inputs are a list
         return np.stack([1.0 - p, p, np.zeros_like(p)], axis=-1).astype(np.float32)
 
 

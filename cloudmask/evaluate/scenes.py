@@ -66,8 +66,10 @@ class LabelledScene:
     classes: tuple[str, ...]  # CLASSES_3 or CLASSES_CLOUD
     level: str  # "L1C" or "L2A"
     valid: np.ndarray  # (H, W) bool: scored pixels (input has data and truth is not IGNORE)
+    has_data: np.ndarray  # (H, W) bool: input is not nodata (labelled or not)
     group: str = ""  # acquisition: chips of one scene share it
     source: str = ""
+    scale: float = contract.DEFAULT_SCALE  # what the stored values were divided by
 
     @property
     def shadow_labelled(self) -> bool:
@@ -99,7 +101,7 @@ def _read(path: Path):
         return src.read(), src.descriptions, src.nodata, src.tags()
 
 
-def _make(name, refl, bands, truth, classes, level, invalid_input, group, source) -> LabelledScene:
+def _make(name, refl, bands, truth, classes, level, invalid_input, group, source, scale) -> LabelledScene:
     truth = truth.astype(np.uint8)
     if "shadow" not in classes:
         truth = truth.copy()
@@ -108,10 +110,11 @@ def _make(name, refl, bands, truth, classes, level, invalid_input, group, source
     truth = truth.copy()
     truth[~valid] = IGNORE
     return LabelledScene(name=name, reflectance=refl, bands=tuple(bands), truth=truth, classes=classes,
-                         level=level, valid=valid, group=group or name, source=source)
+                         level=level, valid=valid, has_data=~invalid_input, group=group or name, source=source,
+                         scale=scale)
 
 
-def load_scg(root: Path | None = None) -> LabelledScene:
+def load_scg(root: Path | None = None, scale: float = SCG_SCALE) -> LabelledScene:
     from transformer import scale as scale_ops
 
     d = (root or labelled_root()) / "scg"
@@ -122,9 +125,9 @@ def load_scg(root: Path | None = None) -> LabelledScene:
     for c in (contract.CLEAR, contract.CLOUD, contract.SHADOW):
         truth[m == c] = c  # class 3 (0.1 %, undocumented) stays IGNORE
     invalid = scale_ops.nodata_mask(data, None)
-    refl = scale_ops.to_reflectance(data, scale=SCG_SCALE)
+    refl = scale_ops.to_reflectance(data, scale=scale)
     return _make("scg", refl, SCG_BANDS, truth, CLASSES_3, "L1C", invalid, "scg",
-                 "strath-ai/SatelliteCloudGenerator imgs/ (Apache-2.0)")
+                 "strath-ai/SatelliteCloudGenerator imgs/ (Apache-2.0)", scale)
 
 
 def load_chifunfu(root: Path | None = None, chips=CHIFUNFU_CHIPS) -> list[LabelledScene]:
@@ -139,16 +142,17 @@ def load_chifunfu(root: Path | None = None, chips=CHIFUNFU_CHIPS) -> list[Labell
         refl = scale_ops.to_reflectance(dn)
         out.append(_make(f"chifunfu-{chip}", refl, CHIFUNFU_BANDS, label[0], CLASSES_CLOUD, "L2A", invalid,
                          "chifunfu-2020-04-29",
-                         "Radiant Earth Sentinel-2 Cloud Cover Segmentation Dataset (CC BY 4.0)"))
+                         "Radiant Earth Sentinel-2 Cloud Cover Segmentation Dataset (CC BY 4.0)",
+                         contract.DEFAULT_SCALE))
     return out
 
 
-def load_default(root: Path | None = None) -> list[LabelledScene]:
+def load_default(root: Path | None = None, scg_scale: float = SCG_SCALE) -> list[LabelledScene]:
     """The validation scenes in ../shared/data/labelled (FileNotFoundError if they are not there)."""
     base = root or labelled_root()
     if not base.is_dir():
         raise FileNotFoundError(f"no labelled scenes at {base} (set CLOUDMASK_SHARED or pass --scene DIR)")
-    return [load_scg(base), *load_chifunfu(base)]
+    return [load_scg(base, scg_scale), *load_chifunfu(base)]
 
 
 def load_dir(path: Path | str) -> LabelledScene:
@@ -183,7 +187,7 @@ def load_dir(path: Path | str) -> LabelledScene:
     invalid = scale_ops.nodata_mask(data, nodata)
     refl = scale_ops.to_reflectance(data, scale=scale, offset=offset)
     return _make(str(meta.get("name", d.name)), refl, names, truth, CLASSES_3 if shadow else CLASSES_CLOUD,
-                 level, invalid, str(meta.get("group", "")), str(meta.get("source", str(d))))
+                 level, invalid, str(meta.get("group", "")), str(meta.get("source", str(d))), scale)
 
 
 def _level_from_tags(tags: dict) -> str | None:
@@ -205,7 +209,7 @@ def describe(scenes: list[LabelledScene]) -> str:
         else:
             parts.append(f"1 cloud-only scene ({names[0]})")
     n_acq = len({s.group for s in scenes})
-    mpx = sum(int(s.valid.sum()) for s in scenes) / 1e6
+    px = sum(int(s.valid.sum()) for s in scenes)
     return (f"{len(scenes)} labelled scene{'s' if len(scenes) != 1 else ''} from {n_acq} acquisition"
-            f"{'s' if n_acq != 1 else ''}, {mpx:.2f} Mpx scored: " + "; ".join(parts)
+            f"{'s' if n_acq != 1 else ''}, {px:,} labelled pixels scored: " + "; ".join(parts)
             + ". Too few to generalise from: read these as a smoke test of accuracy, not a benchmark.")
