@@ -11,9 +11,10 @@ import numpy as np
 # Rayleigh scattering goes ~ lambda^-4, so blue gets the most; SWIR almost none. Used to turn L2A surface
 # reflectance into L1C-like TOA reflectance (and the reverse, clipped at zero).
 PATH_RADIANCE = {
-    "B02": (0.03, 0.08), "B03": (0.015, 0.05), "B04": (0.008, 0.03), "B05": (0.006, 0.025), "B06": (0.004, 0.02),
-    "B07": (0.003, 0.018), "B08": (0.002, 0.015), "B8A": (0.002, 0.012), "B11": (0.0, 0.005), "B12": (0.0, 0.003),
+    "B02": (0.04, 0.11), "B03": (0.02, 0.07), "B04": (0.01, 0.045), "B05": (0.008, 0.035), "B06": (0.005, 0.025),
+    "B07": (0.004, 0.02), "B08": (0.002, 0.018), "B8A": (0.002, 0.015), "B11": (0.0, 0.006), "B12": (0.0, 0.004),
 }
+P_LEVEL_SHIFT = 0.5
 
 
 def geometric(rng: np.random.Generator, image: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -28,13 +29,15 @@ def geometric(rng: np.random.Generator, image: np.ndarray, label: np.ndarray) ->
 def level_shift(rng: np.random.Generator, image: np.ndarray, bands: tuple[str, ...], level: str) -> np.ndarray:
     """Move an image between L2A (surface) and L1C (top of atmosphere) looks.
 
-    L2A input: with p=0.35 add path radiance and a transmittance factor (-> L1C-like).
-    L1C input: with p=0.35 remove a path radiance (-> L2A-like, clipped at 0).
+    L2A input: with p=P_LEVEL_SHIFT add path radiance and a transmittance factor (-> L1C-like).
+    L1C input: with p=P_LEVEL_SHIFT remove a path radiance (-> L2A-like, clipped at 0).
+    Most training scenes are L2A and the 6-band model must also read L1C, so v2 raised p from 0.35 to 0.5 and
+    widened the path radiance to the Rayleigh-dominated TOA-minus-BOA spread over land (blue ~0.04..0.11).
     Either: with p=0.05 the +0.1 of a mis-scaled processing-baseline-04.00 L2A product whose BOA_ADD_OFFSET
     (-1000 DN) was not applied.
     """
     img = image
-    if rng.random() < 0.35:
+    if rng.random() < P_LEVEL_SHIFT:
         pr = np.array([rng.uniform(*PATH_RADIANCE.get(b, (0.0, 0.01))) for b in bands], np.float32)
         if level.upper() == "L2A":
             img = img * np.float32(rng.uniform(0.9, 1.0)) + pr

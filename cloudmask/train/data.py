@@ -27,8 +27,8 @@ from cloudmask.train.teacher import IGNORE
 VAL_FRACTION = 0.25
 VAL_MIN_ROWS = 280
 VAL_PATCH = "S2A_MSIL2A_20170617T113321_36_85"
-CLASS_WEIGHTS = {CLEAR: 1.0, CLOUD: 1.5, SHADOW: 3.0}  # shadows are rarer and thinner
-P_TEACHER = 0.15
+CLASS_WEIGHTS = {CLEAR: 1.0, CLOUD: 1.5, SHADOW: 4.0}  # shadows are rarer and thinner (v1: 3.0)
+P_TEACHER = 0.3  # real clouds, confident teacher pixels only (v1: 0.15)
 P_NO_CLOUD = 0.12
 SNOW_WEIGHT = 4.0  # oversample the one snow scene (snow must stay "clear")
 

@@ -100,7 +100,10 @@ def write_model_card(model_dir: Path, contract: ModelContract, provenance: dict)
         f"steps, batch {provenance.get('batch')}, chip {provenance.get('chip')}; best epoch {provenance.get('best_epoch')} "
         f"(held-out synthetic val loss {provenance.get('best_val_loss')}).",
         f"- Training wall time {provenance.get('wall_time_s')} s (all runs together) on {provenance.get('device')}.",
+        *([f"- Fine-tuned from the weights of `{provenance['init_from']}` (fresh optimizer and LR schedule)."]
+          if provenance.get("init_from") else []),
         "",
+        *([provenance["recipe_notes"], ""] if provenance.get("recipe_notes") else []),
         "## Measured metrics",
         "",
         f"{METRICS_PLACEHOLDER}. No numbers are given here until they are measured.",

@@ -36,11 +36,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2, help="TF intra-op threads on CPU (inter-op is 1)")
     p.add_argument("--resume", action="store_true", help="continue from <workdir>/<model>/last.keras")
+    p.add_argument("--init-from", type=Path, default=None,
+                   help="fine-tune: start from the weights of <DIR>/<model>/best.keras (a fresh optimizer and LR "
+                        "schedule); ignored when --resume finds a checkpoint")
     p.add_argument("--export", type=Path, default=None, help="export root, e.g. models/ -> models/<name>/<version>/")
     p.add_argument("--version", default="1")
     p.add_argument("--teacher-min-conf", type=float, default=0.9)
     p.add_argument("--no-teacher", action="store_true", help="train on synthetic data only")
     p.add_argument("--shared", type=Path, default=None, help="shared data root (default $CLOUDMASK_SHARED or ../shared)")
+    p.add_argument("--card-notes", type=Path, default=None,
+                   help="Markdown file whose text goes into the model card (e.g. what changed from the last version)")
     p.add_argument("--time-budget", type=float, default=0.0,
                    help="seconds per variant after which training stops at the end of an epoch (0: no limit)")
 
@@ -135,6 +140,14 @@ def train_variant(contract: ModelContract, args, clear, cloudy, labels, command:
         state = json.loads(state_path.read_text())
         model = keras.models.load_model(last)
         print(f"[{contract.name}] resuming at epoch {state['epoch']} from {last}", flush=True)
+    elif args.init_from:
+        init = Path(args.init_from) / contract.name / "best.keras"
+        # Weights only: the old optimizer state and its decayed schedule would make fine-tuning a no-op.
+        model = build_unet(contract.n_bands, name=contract.name.replace("-", "_"))
+        model.load_weights(init)
+        model = compile_model(model, args.lr, args.epochs * args.steps_per_epoch)
+        state["init_from"] = str(init)
+        print(f"[{contract.name}] fine-tuning from {init}", flush=True)
     else:
         model = compile_model(build_unet(contract.n_bands, name=contract.name.replace("-", "_")), args.lr,
                               args.epochs * args.steps_per_epoch)
@@ -182,7 +195,8 @@ def train_variant(contract: ModelContract, args, clear, cloudy, labels, command:
             "device": (f"GPU {gpus[0].name}" if gpus else f"CPU, {args.threads} TF threads") + f", {platform.node()}",
             "architecture": "U-Net, stride-2 stem, depthwise-separable convs, widths 16/32/48/64, 4 downsamplings",
             "teacher": None if args.no_teacher else "ukis-csmask 1.0.0 ONNX (model_4b_l2a / model_6b_l2a)",
-            "teacher_min_conf": args.teacher_min_conf, "tensorflow": tf.__version__, "keras": keras.__version__,
+            "teacher_min_conf": args.teacher_min_conf, "init_from": state.get("init_from"),
+            "recipe_notes": Path(args.card_notes).read_text().strip() if getattr(args, "card_notes", None) else None, "tensorflow": tf.__version__, "keras": keras.__version__,
             "git_commit": _git_commit(),
         }
         result["exported"] = str(export_model(chosen, contract, args.export, args.version, prov))

@@ -45,3 +45,22 @@ def test_train_resume_export(tmp_path):
     before = (wd / "last.keras").stat().st_mtime_ns
     r3 = loop.train_variant(CLOUDMASK_4B, _args(tmp_path, "--epochs", "2", "--resume"), _clear(), [], [], "test")
     assert r3["epoch"] == 2 and (wd / "last.keras").stat().st_mtime_ns == before
+
+
+def test_init_from_starts_at_the_given_weights(tmp_path):
+    """--init-from loads <dir>/<model>/best.keras; with lr 0 the trainable weights stay exactly those."""
+    import keras
+
+    loop.train_variant(CLOUDMASK_4B, _args(tmp_path, "--epochs", "1"), _clear(), [], [], "v1")
+    src = keras.models.load_model(tmp_path / "wd" / CLOUDMASK_4B.name / "best.keras")
+    args = _args(tmp_path, "--epochs", "1", "--lr", "0", "--init-from", str(tmp_path / "wd"))
+    args.workdir = tmp_path / "wd2"
+    r = loop.train_variant(CLOUDMASK_4B, args, _clear(), [], [], "v2")
+    assert r["init_from"].endswith("best.keras")
+    tuned = keras.models.load_model(tmp_path / "wd2" / CLOUDMASK_4B.name / "best.keras")
+    for a, b in zip(src.trainable_weights, tuned.trainable_weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # A fresh model would differ: the check above can fail.
+    fresh = loop.compile_model(__import__("cloudmask.train.unet", fromlist=["x"]).build_unet(4), 1e-3, 1)
+    assert any(not np.array_equal(np.asarray(a), np.asarray(b))
+               for a, b in zip(src.trainable_weights, fresh.trainable_weights))
