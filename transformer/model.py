@@ -222,13 +222,16 @@ class CloudMaskTransformer(Model):
             o = InferOutput(name=name, shape=list(arr.shape), datatype=dtype)
             o.set_data_from_numpy(arr, binary_data=job.binary)
             outputs.append(o)
+        log.debug("request %s: %s chips, preprocess %.3f s, predict %.3f s", job.request_id, len(job.plan),
+                  job.seconds.get("preprocess", 0.0), job.seconds.get("predict", 0.0))
         full_name = f"{job.model.name}:{job.model_version}" if job.model_version else job.model.name
         # response parameters: str/int only, the types gRPC's InferParameter can carry
         return InferResponse(
             response_id=job.request_id, model_name=self.name, model_version=full_name,
             infer_outputs=outputs,
             parameters={"model": job.model.name, "model_version": str(job.model_version or ""),
-                        "bands": ",".join(job.model.bands), "offset": f"{job.offset:g}",
+                        "bands": ",".join(job.model.bands), "input_bands": ",".join(job.band_names),
+                        "offset": f"{job.offset:g}",
                         "height": int(mask.shape[0]), "width": int(mask.shape[1]),
                         "chips": len(job.plan)},
             use_binary_outputs=job.binary,

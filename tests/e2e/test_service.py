@@ -149,6 +149,7 @@ def test_bands_parameter_names_undescribed_bands(stack, scenes):
     ref = rest_infer(stack, scenes["l1c6"]).as_numpy("mask")
     resp = post_json(stack, raw, params={"bands": "B12,B11,B08,B04,B03,B02"})
     assert resp.status_code == 200, resp.text
+    assert resp.json()["parameters"]["input_bands"] == "B12,B11,B08,B04,B03,B02"
     out = {o["name"]: o for o in resp.json()["outputs"]}
     mask = np.array(out["mask"]["data"], dtype=np.uint8).reshape(out["mask"]["shape"])
     np.testing.assert_array_equal(mask, ref)
