@@ -155,7 +155,7 @@ class CloudMaskTransformer(Model):
                             parameters={"binary_data_output": True},
                             request_outputs=[RequestedOutput(job.model.output_name, {"binary_data": True})])
 
-    async def _infer(self, req: InferRequest, headers) -> InferResponse:
+    async def _infer(self, req: InferRequest) -> InferResponse:
         cfg = self.predictor_config
         try:
             if cfg.protocol == "grpc-v2":
@@ -181,9 +181,10 @@ class CloudMaskTransformer(Model):
         gate = asyncio.Semaphore(self.max_in_flight)
 
         async def one(positions):
-            chips = tile_ops.chips(job.image, job.plan, positions)
+            # take the gate before cutting the chips: only max_in_flight batches exist at a time
             async with gate:
-                res = await self._infer(self._hop_request(job, chips), headers)
+                chips = tile_ops.chips(job.image, job.plan, positions)
+                res = await self._infer(self._hop_request(job, chips))
             out = next((o for o in res.outputs if o.name == job.model.output_name), None)
             if out is None:
                 raise RuntimeError(f"predictor answered without '{job.model.output_name}'")
