@@ -58,8 +58,9 @@ def run(args: argparse.Namespace) -> int:
     if args.window:
         try:
             window = tuple(int(v) for v in args.window.split(","))
-            assert len(window) == 4
-        except (ValueError, AssertionError):
+            if len(window) != 4:
+                raise ValueError
+        except ValueError:
             print(f"error: --window must be COL,ROW,WIDTH,HEIGHT, got {args.window!r}", file=sys.stderr)
             return 2
     if not args.scene.is_file():

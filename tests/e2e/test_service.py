@@ -118,14 +118,26 @@ def test_rest_json_base64_equals_binary(stack, scenes):
     assert body["id"]  # kserve 0.21 must not answer a None id
 
 
-def test_l2a_offset_parameter_changes_scaling_not_geometry(stack, scenes):
-    """offset=-1000 (L2A baseline >= 04.00) darkens every band by 0.1 reflectance before the model."""
-    path = scenes["l2a12"]
+def test_offset_parameter_reaches_the_scaling(stack, scenes):
+    """offset is added to DN before scaling: -10000 takes every pixel of a real scene to reflectance 0,
+    a black scene, which is never cloud and mostly reads as shadow (convolution edges aside); the
+    answer differs from the unshifted one."""
+    path = scenes["l1c6"]
     plain = rest_infer(stack, path)
-    shifted = rest_infer(stack, path, params={"offset": -1000})
     assert plain.get_response()["parameters"]["offset"] == "0"
-    assert shifted.get_response()["parameters"]["offset"] == "-1000"
-    assert shifted.as_numpy("mask").shape == plain.as_numpy("mask").shape == (120, 120)
+    flat = rest_infer(stack, path, params={"offset": "-10000"})
+    assert flat.get_response()["parameters"]["offset"] == "-10000"
+    fm = flat.as_numpy("mask")
+    assert np.count_nonzero(fm == 1) == 0
+    assert np.mean(fm == 2) > 0.8
+    assert np.mean(fm != plain.as_numpy("mask")) > 0.05
+
+
+def test_l2a_scene_offset_from_file_tag(stack, scenes):
+    """The L2A sample carries BOA_ADD_OFFSET=0 as a tag; an explicit parameter overrides it."""
+    path = scenes["l2a12"]
+    assert rest_infer(stack, path).get_response()["parameters"]["offset"] == "0"
+    assert rest_infer(stack, path, params={"offset": -1000}).get_response()["parameters"]["offset"] == "-1000"
 
 
 def test_window_crops_and_georeferences(stack, scenes):
