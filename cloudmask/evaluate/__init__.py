@@ -96,6 +96,12 @@ def candidates(model_dir: Path, keep=None, peers: bool = True, dl_l8s2_uv: bool 
                     out.append(Candidate(f"DL-L8S2-UV {len(bands)}b", "peer", bands,
                                          load=lambda b=bands: peer_mod.dl_l8s2_uv_session(b),
                                          level="L1C", cloud_only=True, version=fname))
+    seen: dict[str, Candidate] = {}
+    for c in out:  # results are keyed by name: two folders holding the same model and version would overwrite
+        if c.name in seen:
+            raise ValueError(f"two candidates are both called {c.name!r}: {seen[c.name].path} and {c.path}; "
+                             "give them different versions or score them in separate runs")
+        seen[c.name] = c
     return out
 
 

@@ -95,15 +95,15 @@ class Sampler:
         if split == "train" and self.teacher and rng.random() < P_TEACHER:
             r = self.teacher[int(rng.integers(len(self.teacher)))]
             img, lab = _crop(rng, r.data, self.chip, r.label)
-            img = augment.level_shift(rng, img, self.bands, r.scene.level)
+            img, _ = augment.to_level(rng, img, self.bands, r.scene.level)
         else:
             r = regions[int(rng.choice(len(regions), p=weights))]
             img, _ = _crop(rng, r.data, self.chip)
-            img = augment.level_shift(rng, img, self.bands, r.scene.level)
+            img, path = augment.to_level(rng, img, self.bands, r.scene.level)
             if rng.random() < P_NO_CLOUD:
                 lab = np.full(img.shape[:2], CLEAR, np.uint8)
             else:
-                comp = synth.add_clouds(rng, img, self.bands)
+                comp = synth.add_clouds(rng, img, self.bands, path=path)
                 img, lab = comp.image, comp.label
         img, lab = augment.geometric(rng, img, lab)
         img = augment.radiometric(rng, img)

@@ -2,7 +2,10 @@
 
 Workdir layout (outside the repo; never committed): <workdir>/<model-name>/{last.keras, best.keras, state.json,
 log.csv}, <workdir>/teacher_cache/*.npz. `--resume` continues from last.keras at the epoch in state.json.
-The same command runs on a GPU when TensorFlow sees one.
+The same command runs on a GPU: with TensorFlow when it sees one, or with Keras 3's JAX or PyTorch backend
+(`KERAS_BACKEND=jax`) on a machine without TensorFlow, from a data bundle (`--write-bundle` here, `--bundle` there);
+the checkpoints are backend-neutral .keras files, and export (TensorFlow SavedModel) runs where TensorFlow is:
+`cloudmask train --workdir W --epochs N --resume --export models` trains no further and exports best.keras.
 """
 
 from __future__ import annotations
@@ -48,21 +51,47 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="Markdown file whose text goes into the model card (e.g. what changed from the last version)")
     p.add_argument("--time-budget", type=float, default=0.0,
                    help="seconds per variant after which training stops at the end of an epoch (0: no limit)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes making training batches (1: in the training process); batches do not depend on it")
+    p.add_argument("--bundle", type=Path, default=None,
+                   help="train from a data bundle written by --write-bundle instead of the shared folder")
+    p.add_argument("--write-bundle", type=Path, default=None,
+                   help="pack the training scenes and teacher labels into FILE (.npz) and exit")
 
 
-def _setup_tf(seed: int, threads: int):
+def _setup_backend(seed: int, threads: int):
+    """(tf or None, keras): TensorFlow only when it is Keras' backend (a GPU box may have JAX or PyTorch only)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:  # already initialised (e.g. in tests): keep what is set
-        pass
     import keras
 
+    tf = None
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:  # already initialised (e.g. in tests): keep what is set
+            pass
     keras.utils.set_random_seed(seed)
     return tf, keras
+
+
+def _device(tf, keras, threads: int) -> str:
+    backend = keras.backend.backend()
+    if tf is not None:
+        gpus = tf.config.list_physical_devices("GPU")
+        return f"GPU {gpus[0].name}, tensorflow" if gpus else f"CPU, {threads} TF threads"
+    if backend == "jax":
+        import jax
+
+        d = jax.devices()[0]
+        return f"{d.platform.upper()} {getattr(d, 'device_kind', '')}, jax {jax.__version__}".strip()
+    if backend == "torch":
+        import torch
+
+        return (f"GPU {torch.cuda.get_device_name(0)}, torch" if torch.cuda.is_available() else "CPU, torch")
+    return backend
 
 
 def _git_commit() -> str | None:
@@ -78,8 +107,28 @@ def _git_commit() -> str | None:
         return None
 
 
-def make_batches(sampler, seed: int, name: str, steps: int, batch: int):
-    """A keras PyDataset of (x, y, w) batches that depend only on (seed, model name, epoch, index)."""
+_POOL_SAMPLER = None
+
+
+def _pool_init(sampler) -> None:
+    global _POOL_SAMPLER
+    _POOL_SAMPLER = sampler
+
+
+def _pool_batch(seed: int, name: str, epoch: int, idx: int, batch: int):
+    from cloudmask.train.data import batch_rng
+
+    return _POOL_SAMPLER.batch(batch_rng(seed, name, "train", epoch, idx), batch)
+
+
+def make_batches(sampler, seed: int, name: str, steps: int, batch: int, workers: int = 1):
+    """A keras PyDataset of (x, y, w) batches that depend only on (seed, model name, epoch, index).
+
+    With workers > 1 a process pool (spawned: the training process may hold a GPU runtime) computes the next
+    batches ahead; each is still the same pure function of its keys, so results do not depend on `workers`.
+    """
+    import multiprocessing as mp
+
     import keras
 
     from cloudmask.train.data import batch_rng
@@ -88,12 +137,30 @@ def make_batches(sampler, seed: int, name: str, steps: int, batch: int):
         def __init__(self):
             super().__init__(workers=1, use_multiprocessing=False)
             self.epoch = 0  # set by the training callback at each epoch start
+            self.pool = None
+            self.pending = {}
+            if workers > 1:
+                self.pool = mp.get_context("spawn").Pool(workers, initializer=_pool_init, initargs=(sampler,))
+            self.ahead = 3 * workers
 
         def __len__(self):
             return steps
 
+        def _submit(self, epoch, idx):
+            if idx < steps and (epoch, idx) not in self.pending:
+                self.pending[(epoch, idx)] = self.pool.apply_async(_pool_batch, (seed, name, epoch, idx, batch))
+
         def __getitem__(self, idx):
-            return sampler.batch(batch_rng(seed, name, "train", self.epoch, idx), batch)
+            if self.pool is None:
+                return sampler.batch(batch_rng(seed, name, "train", self.epoch, idx), batch)
+            for k in range(idx, idx + self.ahead):
+                self._submit(self.epoch, k)
+            return self.pending.pop((self.epoch, idx)).get()
+
+        def close(self):
+            if self.pool is not None:
+                self.pool.terminate()
+                self.pool = None
 
     return Batches()
 
@@ -107,6 +174,9 @@ def build_sampler(contract: ModelContract, args, clear, cloudy, labels):
 def compile_model(model, lr: float, total_steps: int):
     import keras
 
+    # XLA on CPU made TensorFlow steps ~7x slower for this net; JAX always compiles (False would mean eager).
+    jit = keras.backend.backend() != "tensorflow"
+
     sched = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, total_steps), alpha=0.05,
                                                    warmup_target=None)
     model.compile(
@@ -114,13 +184,16 @@ def compile_model(model, lr: float, total_steps: int):
         loss=keras.losses.SparseCategoricalCrossentropy(),
         metrics=[keras.metrics.IoU(3, [1], sparse_y_pred=False, name="cloud_iou"),
                  keras.metrics.IoU(3, [2], sparse_y_pred=False, name="shadow_iou")],
-        jit_compile=False,  # XLA on CPU made steps ~7x slower for this net
+        jit_compile=jit,
     )
     return model
 
 
 def train_variant(contract: ModelContract, args, clear, cloudy, labels, command: str) -> dict:
-    tf, keras = _setup_tf(args.seed, args.threads)
+    tf, keras = _setup_backend(args.seed, args.threads)
+    if args.export and tf is None:
+        raise SystemExit("export writes a TensorFlow SavedModel: train with --workdir here, then run the same "
+                         "command with --resume --export on a machine with TensorFlow")
     from cloudmask.train.data import batch_rng
     from cloudmask.train.unet import build_unet, check_shape
 
@@ -151,7 +224,8 @@ def train_variant(contract: ModelContract, args, clear, cloudy, labels, command:
     else:
         model = compile_model(build_unet(contract.n_bands, name=contract.name.replace("-", "_")), args.lr,
                               args.epochs * args.steps_per_epoch)
-    ds = make_batches(sampler, args.seed, contract.name, args.steps_per_epoch, args.batch)
+    ds = make_batches(sampler, args.seed, contract.name, args.steps_per_epoch, args.batch,
+                      getattr(args, "workers", 1))
     t_start = time.time()
     wall0 = float(state.get("wall_time_s", 0.0))
 
@@ -176,15 +250,19 @@ def train_variant(contract: ModelContract, args, clear, cloudy, labels, command:
     if state["epoch"] < args.epochs and not (args.time_budget and state["wall_time_s"] > args.time_budget):
         # Every command that trained this checkpoint, in order (a resumed run lists the first one too).
         state["commands"] = [*state.get("commands", []), command]
-        model.fit(ds, epochs=args.epochs, initial_epoch=state["epoch"], validation_data=val,
-                  callbacks=[Track(), keras.callbacks.CSVLogger(str(wd / "log.csv"), append=True)],
-                  verbose=1 if sys.stdout.isatty() else 2)
+        state["devices"] = [*state.get("devices", []), _device(tf, keras, args.threads) + f", {platform.node()}"]
+        try:
+            # shuffle=False: every batch is already random, and the pool computes them in index order.
+            model.fit(ds, epochs=args.epochs, initial_epoch=state["epoch"], validation_data=val, shuffle=False,
+                      callbacks=[Track(), keras.callbacks.CSVLogger(str(wd / "log.csv"), append=True)],
+                      verbose=1 if sys.stdout.isatty() else 2)
+        finally:
+            ds.close()
     result = {"model": contract.name, "workdir": str(wd), **state}
     if args.export:
         from cloudmask.train.export import export_model
 
         chosen = keras.models.load_model(best) if best.exists() else model
-        gpus = tf.config.list_physical_devices("GPU")
         prov = {
             "command": command, "commands": state.get("commands", [command]), "seed": args.seed, "epochs_run": state["epoch"], "epochs_requested": args.epochs,
             "steps_per_epoch": args.steps_per_epoch, "batch": args.batch, "chip": args.chip, "lr": args.lr,
@@ -192,7 +270,7 @@ def train_variant(contract: ModelContract, args, clear, cloudy, labels, command:
             "selection": "lowest loss on a held-out synthetic split (bottom 25% rows of large clear scenes + one "
                          "BigEarthNet patch); ../shared/data/labelled never used",
             "wall_time_s": round(state["wall_time_s"], 1),
-            "device": (f"GPU {gpus[0].name}" if gpus else f"CPU, {args.threads} TF threads") + f", {platform.node()}",
+            "device": "; ".join(state.get("devices") or [_device(tf, keras, args.threads) + f", {platform.node()}"]),
             "architecture": "U-Net, stride-2 stem, depthwise-separable convs, widths 16/32/48/64, 4 downsamplings",
             "teacher": None if args.no_teacher else "ukis-csmask 1.0.0 ONNX (model_4b_l2a / model_6b_l2a)",
             "teacher_min_conf": args.teacher_min_conf, "init_from": state.get("init_from"),
@@ -211,14 +289,28 @@ def run(args: argparse.Namespace) -> int:
     if args.shared:
         os.environ["CLOUDMASK_SHARED"] = str(args.shared)
     command = "cloudmask train " + " ".join(shlex.quote(a) for a in getattr(args, "argv", sys.argv[1:]))
-    clear = sources.load_clear()
+    if args.bundle:
+        from cloudmask.train.bundle import read_bundle
+
+        clear, cloudy, labels, _ = read_bundle(args.bundle)
+        if args.no_teacher:
+            cloudy, labels = [], []
+    else:
+        clear = sources.load_clear()
+        cloudy, labels = [], []
+        if not args.no_teacher:
+            cloudy = sources.load_cloudy()
+            labels = pseudo_labels(cloudy, Path(args.workdir) / "teacher_cache", min_conf=args.teacher_min_conf)
     if not clear:
         print(f"no clear scenes under {sources.shared_root()}/data/clear", file=sys.stderr)
         return 2
-    cloudy, labels = [], []
-    if not args.no_teacher:
-        cloudy = sources.load_cloudy()
-        labels = pseudo_labels(cloudy, Path(args.workdir) / "teacher_cache", min_conf=args.teacher_min_conf)
+    if args.write_bundle:
+        from cloudmask.train.bundle import write_bundle
+
+        info = {"teacher_min_conf": args.teacher_min_conf, "teacher": not args.no_teacher, "command": command}
+        path = write_bundle(args.write_bundle, clear, cloudy, labels, info)
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): {len(clear)} clear, {len(cloudy)} cloudy scenes")
+        return 0
     print(f"clear scenes: {[s.name for s in clear]}\nteacher scenes: {len(cloudy)}", flush=True)
     variants = ["6b", "4b"] if args.variant == "both" else [args.variant]
     results = [train_variant(VARIANTS[v], args, clear, cloudy, labels, command) for v in variants]

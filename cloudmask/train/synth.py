@@ -18,8 +18,10 @@ the project:
   (drawn directly as 6..96 px: h * tan(zenith) / 10 m for low/mid clouds, e.g. h 0.3..2 km at the zenith
   angles 20..65 deg Sentinel-2 sees; taller clouds' shadows fall outside a chip), blurred a
   little (penumbra), and applied to the ground *before* the cloud: ground * (1 - s * (1 - f_b)), where s is the
-  shadow strength (1 under clouds of opacity >= 0.7, less under thinner ones) and f_b the diffuse fraction that
-  remains in shadow (0.15..0.55; a bit more in blue, where skylight is strongest). 90% of cloud layers cast one.
+  shadow strength (1 under clouds of opacity >= 0.7, less under thinner ones) and f_b the diffuse (skylight)
+  fraction that remains in shadow: 0.06..0.35 at B08, scaled by (842 nm / lambda_b)^k with k 1.2..2.5, so about
+  0.1..0.9 in blue and 0.01..0.15 in the SWIR. 90% of cloud layers cast one.
+  On a top-of-atmosphere image only the ground's part is shaded, not the path radiance of the air (v3).
 
 Labels (documented thresholds): cloud where the base (VNIR) opacity > CLOUD_THRESHOLD (0.2); shadow where the
 shifted, blurred cloud mask > SHADOW_THRESHOLD (0.5) and not cloud; clear elsewhere. Haze below the cloud
@@ -50,6 +52,10 @@ MAX_SHIFT = 96  # px; canvas margin so clouds outside the chip can cast shadows 
 # Per-band cloud signature relative to the VNIR level, and opacity exponent ranges (thin clouds more
 # transparent at longer wavelengths).
 _VNIR = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A")
+# Central wavelengths (nm, Sentinel-2A MSI): the light left in a cloud shadow is skylight, whose share of the
+# illumination falls steeply with wavelength (Rayleigh ~ lambda^-4, aerosol ~ lambda^-1..-2).
+WAVELENGTH_NM = {"B01": 443, "B02": 490, "B03": 560, "B04": 665, "B05": 705, "B06": 740, "B07": 783, "B08": 842,
+                 "B8A": 865, "B09": 945, "B10": 1375, "B11": 1610, "B12": 2190}
 
 
 def fractal_noise(rng: np.random.Generator, shape: tuple[int, int], beta: float) -> np.ndarray:
@@ -84,8 +90,9 @@ class CloudParams:
     peak: float
     level: float  # VNIR cloud reflectance
     shift: tuple[int, int]  # shadow shift (dy, dx) in px
-    diffuse: float  # fraction of illumination left in shadow
+    diffuse: float  # fraction of illumination left in shadow at B08 (842 nm)
     with_shadow: bool
+    angstrom: float = 1.8  # how fast that fraction falls with wavelength: f_b = f_B08 * (842 nm / lambda_b)^angstrom
 
 
 def sample_params(rng: np.random.Generator) -> CloudParams:
@@ -96,7 +103,8 @@ def sample_params(rng: np.random.Generator) -> CloudParams:
     dist = float(rng.uniform(6, MAX_SHIFT))
     az = float(rng.uniform(0, 2 * np.pi))
     shift = (int(round(dist * np.sin(az))), int(round(dist * np.cos(az))))
-    return CloudParams(cover, thick, peak, level, shift, float(rng.uniform(0.15, 0.55)), rng.random() < 0.9)
+    return CloudParams(cover, thick, peak, level, shift, float(rng.uniform(0.06, 0.35)), rng.random() < 0.9,
+                       float(rng.uniform(1.2, 2.5)))
 
 
 def cloud_signature(rng: np.random.Generator, bands: tuple[str, ...], level: float, thick: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -120,6 +128,14 @@ def cloud_signature(rng: np.random.Generator, bands: tuple[str, ...], level: flo
     return np.asarray(refl, np.float32), np.asarray(gamma, np.float32)
 
 
+def diffuse_fraction(bands: tuple[str, ...], at_b08: float, angstrom: float) -> np.ndarray:
+    """Share of the illumination a cloud shadow keeps per band (skylight): at_b08 at 842 nm, more in the blue,
+    much less in the SWIR (v3; v1/v2 used one 0.15..0.55 value for all bands, +0.1 in B02 and +0.05 in B03, so
+    their synthetic shadows were too bright in B11/B12 next to real ones)."""
+    lam = np.array([WAVELENGTH_NM.get(b, 842) for b in bands], np.float32)
+    return np.minimum(0.9, at_b08 * (842.0 / lam) ** angstrom).astype(np.float32)
+
+
 def _shift(a: np.ndarray, dy: int, dx: int) -> np.ndarray:
     """Translate a 2-D array by (dy, dx), filling with zeros (no wrap-around)."""
     out = np.zeros_like(a)
@@ -141,8 +157,12 @@ class Composite:
 
 
 def add_clouds(rng: np.random.Generator, ground: np.ndarray, bands: tuple[str, ...],
-               params: CloudParams | None = None) -> Composite:
-    """Composite synthetic clouds (and their shadows) onto `ground` (H, W, B reflectance)."""
+               params: CloudParams | None = None, path: np.ndarray | None = None) -> Composite:
+    """Composite synthetic clouds (and their shadows) onto `ground` (H, W, B reflectance).
+
+    `path` (per band, default 0) is the additive atmospheric part of `ground` (top-of-atmosphere images):
+    shadows dim only ground - path, since the air between the shadow and the sensor still scatters light.
+    """
     h, w, _ = ground.shape
     p = params or sample_params(rng)
     m = MAX_SHIFT
@@ -167,11 +187,15 @@ def add_clouds(rng: np.random.Generator, ground: np.ndarray, bands: tuple[str, .
     # Internal cloud brightness variation (sunlit tops vs self-shadowed flanks): real clouds are textured.
     amp = float(rng.uniform(0.1, 0.45))
     texture = 1.0 + amp * (fractal_noise(rng, (h, w), float(rng.uniform(1.8, 2.8))) - 0.5)
-    diffuse = np.array([p.diffuse + (0.1 if b == "B02" else 0.05 if b == "B03" else 0.0) for b in bands], np.float32)
+    diffuse = diffuse_fraction(bands, p.diffuse, p.angstrom)
 
     img = ground.astype(np.float32)
     shade = 1.0 - sh[..., None] * (1.0 - diffuse[None, None, :])
-    img = img * shade
+    if path is None:
+        img = img * shade
+    else:
+        pth = np.asarray(path, np.float32)[None, None, :]
+        img = pth + np.clip(img - pth, 0.0, None) * shade
     a_b = alpha[..., None] ** gamma[None, None, :]
     img = (1.0 - a_b) * img + a_b * (refl[None, None, :] * texture[..., None])
     img = img.astype(np.float32)

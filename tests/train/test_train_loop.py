@@ -64,3 +64,39 @@ def test_init_from_starts_at_the_given_weights(tmp_path):
     fresh = loop.compile_model(__import__("cloudmask.train.unet", fromlist=["x"]).build_unet(4), 1e-3, 1)
     assert any(not np.array_equal(np.asarray(a), np.asarray(b))
                for a, b in zip(src.trainable_weights, fresh.trainable_weights))
+
+
+def test_batches_do_not_depend_on_workers():
+    """A pool of batch-making processes gives exactly the batches the training process would make itself."""
+    from cloudmask.train.data import Sampler
+
+    sampler = Sampler(BANDS_4, _clear(), chip=32)
+    one = loop.make_batches(sampler, 0, "m", steps=3, batch=2, workers=1)
+    two = loop.make_batches(sampler, 0, "m", steps=3, batch=2, workers=2)
+    try:
+        for epoch in (0, 1):
+            one.epoch = two.epoch = epoch
+            for i in range(3):
+                for a, b in zip(one[i], two[i]):
+                    np.testing.assert_array_equal(a, b)
+        one.epoch = 0
+        first = one[0][0]
+        one.epoch = 1
+        assert not np.array_equal(first, one[0][0])  # and each epoch gets new batches
+    finally:
+        two.close()
+
+
+def test_write_bundle_then_train_from_it(tmp_path, monkeypatch):
+    """--write-bundle packs the scenes; --bundle trains from them without reading the shared folder."""
+    from cloudmask.train import sources
+
+    monkeypatch.setattr(sources, "load_clear", lambda: _clear())
+    args = _args(tmp_path, "--no-teacher", "--write-bundle", str(tmp_path / "b.npz"))
+    args.argv = []
+    assert loop.run(args) == 0 and (tmp_path / "b.npz").exists()
+    monkeypatch.setattr(sources, "load_clear", lambda: pytest.fail("read the shared folder"))
+    args = _args(tmp_path, "--variant", "4b", "--epochs", "1", "--bundle", str(tmp_path / "b.npz"))
+    args.argv = []
+    assert loop.run(args) == 0
+    assert (tmp_path / "wd" / CLOUDMASK_4B.name / "best.keras").exists()

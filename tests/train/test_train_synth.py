@@ -65,3 +65,30 @@ def test_no_shadow_when_disabled():
     params.with_shadow = False
     comp = synth.add_clouds(rng, _ground(rng), BANDS_6, params)
     assert not np.any(comp.label == SHADOW) and not np.any(comp.shadow)
+
+
+def test_diffuse_fraction_falls_with_wavelength():
+    f = synth.diffuse_fraction(BANDS_6, 0.2, 1.8)  # B02, B03, B04, B08, B11, B12
+    assert np.all(np.diff(f) < 0)
+    assert f[3] == pytest.approx(0.2) and f[0] > 0.4 and f[5] < 0.05
+    assert synth.diffuse_fraction(("B02",), 0.35, 2.5)[0] == pytest.approx(0.9)  # capped
+
+
+def test_shadow_dims_ground_not_path_radiance():
+    """On a top-of-atmosphere image a shadow removes direct light from the ground only: the path radiance
+    the air adds stays, so a fully shaded pixel keeps at least the path radiance."""
+    rng = np.random.default_rng(3)
+    surface = np.full((128, 128, 6), 0.1, np.float32)
+    path = np.array([0.08, 0.05, 0.03, 0.01, 0.0, 0.0], np.float32)
+    params = synth.CloudParams(cover=0.3, thick=True, peak=1.0, level=0.6, shift=(30, 0), diffuse=0.1,
+                               with_shadow=True, angstrom=2.0)
+    comp = synth.add_clouds(np.random.default_rng(3), surface + path, BANDS_6, params, path=path)
+    shaded = (comp.shadow > 0.5) & (comp.opacity == 0)  # shadow, no cloud on top
+    assert shaded.sum() > 20
+    f = synth.diffuse_fraction(BANDS_6, 0.1, 2.0)
+    want = path + 0.1 * (1 - comp.shadow[shaded][:, None] * (1 - f))
+    np.testing.assert_allclose(comp.image[shaded], want, rtol=1e-5)
+    # without `path` the whole TOA value is dimmed (the v1/v2 behaviour), far darker in blue
+    rng = np.random.default_rng(3)
+    old = synth.add_clouds(rng, surface + path, BANDS_6, params)
+    assert np.all(old.image[shaded][:, 0] < comp.image[shaded][:, 0] - 0.02)
