@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import statistics
 import sys
 import time
@@ -132,6 +133,11 @@ def main(argv=None) -> int:
 
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
+    # the same allocator settings as the predictor and transformer processes (cloudmask.server):
+    # the in-process model call is then exactly the predictor's, and the ratios measure serving
+    from cloudmask.alloc import tune_malloc
+
+    malloc_tuned = tune_malloc()
     model = contract.FAMILIES[args.family][0]  # the 6-band variant
     chip_path = samples.l1c_scene(out / "chip512.tif", bands=model.bands, window=(600, 700, 512, 512))
     from cloudmask.scene import block_geotiff
@@ -144,7 +150,9 @@ def main(argv=None) -> int:
 
     # 1 + 2. in-process and end to end, interleaved: each round calls every path once, in a
     # shuffled order, so all of them see the same background load (these machines are shared)
-    md = next(m for m in discover(Path(__file__).resolve().parent.parent / "models") if m.contract.name == model.name)
+    # the models the predictor serves: $CLOUDMASK_MODELS, else the repo's (as predictor.__main__)
+    models_dir = os.environ.get("CLOUDMASK_MODELS") or Path(__file__).resolve().parent.parent / "models"
+    md = next(m for m in discover(models_dir) if m.contract.name == model.name)
     runner = Runner(md.path)
     with Stack(http_port=0, grpc_port=0, model_family=args.family, log_dir=out / "logs") as stack:
         hc = th.InferenceServerClient(f"127.0.0.1:{stack.http_port}", network_timeout=300)
@@ -248,8 +256,9 @@ def main(argv=None) -> int:
                 t_p, p_p = timeit(lambda: run_peer(x), args.n)
                 peer_row = (t_p, p_p)
 
-    print(f"\ncloudmask bench: model {model.name} ({args.family} family), 512x512 chip of real S2 L1C, "
-          f"n={args.n} interleaved rounds (JSON: every 4th), median [p90]\n")
+    print(f"\ncloudmask bench: model {model.name} v{md.version} ({args.family} family), 512x512 chip of real S2 L1C, "
+          f"n={args.n} interleaved rounds (JSON: every 4th), median [p90]; malloc thresholds "
+          f"{'as in the servers' if malloc_tuned else 'left as they were'} (cloudmask.alloc.tune_malloc)\n")
     print(f"{'path':40s} {'median ms':>10s} {'p90 ms':>8s} {'req bytes':>11s} {'resp bytes':>11s} {'x in-proc':>9s}")
     for name, t, p, rq, rs, ratio in rows:
         print(f"{name:40s} {1000 * t:10.1f} {1000 * p:8.1f} {rq:11,d} {rs:11,d} {ratio:9.2f}")

@@ -14,6 +14,8 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
+
 # Classes of the mask. 255 is not a model class: the transformer writes it where input is nodata.
 CLEAR, CLOUD, SHADOW = 0, 1, 2
 NODATA = 255
@@ -22,6 +24,20 @@ CLASS_NAMES = ("clear", "cloud", "shadow")
 # Tensor names on the wire between transformer and predictor (V2 protocol).
 PREDICTOR_INPUT = "reflectance"  # FP32 [N, H, W, B], reflectance 0..1 in the contract's band order
 PREDICTOR_OUTPUT = "probabilities"  # FP32 [N, H, W, 3], softmax over CLASS_NAMES
+
+# Compact forms of the same tensors, for the transformer's hop (half to a twelfth of the bytes).
+# The predictor's V2 metadata lists every form; a request carries exactly one of the two inputs
+# and names the outputs it wants (none named: `probabilities`), so a client that sends FP32
+# reflectance and reads FP32 probabilities is served exactly as before.
+#   dn: UINT16 [N, H, W, B], the raw digital numbers; the predictor applies reflectance() itself
+#       with the input tensor's parameters `scale` and `offset` (numbers or numeric strings; default
+#       DEFAULT_SCALE, DEFAULT_OFFSET), so the model sees bit for bit what the FP32 path gives it.
+#   classes: UINT8 [N, H, W], classes(probabilities): the mask of a chip, where nothing is blended.
+#   probabilities_u8: UINT8 [N, H, W, 3], quantise(probabilities) = round(255 p), for blending.
+PREDICTOR_INPUT_DN = "dn"
+PREDICTOR_OUTPUT_CLASSES = "classes"
+PREDICTOR_OUTPUT_U8 = "probabilities_u8"
+PROBABILITY_U8_SCALE = 255
 
 # Tensor names the transformer (model name `cloudmask`) speaks to users.
 SERVICE_NAME = "cloudmask"
@@ -54,6 +70,59 @@ DEFAULT_BANDS_BY_COUNT: dict[int, tuple[str, ...]] = {
     12: tuple(b for b in S2_BANDS if b != "B10"),  # L2A products carry no cirrus band
     13: S2_BANDS,  # L1C
 }
+
+def reflectance_inplace(x: np.ndarray, scale: float = None, offset: float = None,
+                 value_range=(0.0, 1.0)) -> np.ndarray:
+    """In place on float32 `x` holding DN: x = clip((x + offset) / scale, value_range).
+
+    The one implementation of the scaling: the transformer's FP32 path and the predictor's `dn`
+    input both call it, so both hand the model identical float32 values.
+    """
+    scale = DEFAULT_SCALE if scale is None else float(scale)
+    offset = DEFAULT_OFFSET if offset is None else float(offset)
+    if offset:
+        x += np.float32(offset)
+    x *= np.float32(1.0 / scale)
+    np.clip(x, value_range[0], value_range[1], out=x)
+    return x
+
+
+def classes(probs: np.ndarray) -> np.ndarray:
+    """(..., C) probabilities -> (...) uint8 class indexes, ties to the lower class (as argmax)."""
+    if probs.shape[-1] == 3:
+        # np.argmax over a 3-long last axis is ~5x slower than two comparisons and bit operations
+        p0, p1, p2 = probs[..., 0], probs[..., 1], probs[..., 2]
+        two = p2 > np.maximum(p0, p1)
+        one = p1 > p0
+        one &= ~two
+        out = one.view(np.uint8)
+        out |= two.view(np.uint8) << 1
+        return out
+    return np.argmax(probs, axis=-1).astype(np.uint8)
+
+
+def dn_to_reflectance(dn: np.ndarray, scale: float = None, offset: float = None,
+                      value_range=(0.0, 1.0)) -> np.ndarray:
+    """Integer DN -> new float32 reflectance, the same values as reflectance_inplace(dn as float32)
+    (the cast is exact for 16-bit DN and happens inside the first operation: one pass fewer)."""
+    scale = DEFAULT_SCALE if scale is None else float(scale)
+    offset = DEFAULT_OFFSET if offset is None else float(offset)
+    if offset:
+        x = np.add(dn, np.float32(offset), dtype=np.float32)
+        x *= np.float32(1.0 / scale)
+    else:
+        x = np.multiply(dn, np.float32(1.0 / scale), dtype=np.float32)
+    np.clip(x, value_range[0], value_range[1], out=x)
+    return x
+
+
+def quantise(probs: np.ndarray) -> np.ndarray:
+    """Probabilities 0..1 -> uint8 round(255 p) (PREDICTOR_OUTPUT_U8)."""
+    q = np.multiply(probs, np.float32(PROBABILITY_U8_SCALE), dtype=np.float32)
+    np.rint(q, out=q)
+    np.clip(q, 0, PROBABILITY_U8_SCALE, out=q)
+    return q.astype(np.uint8)
+
 
 BANDS_6 = ("B02", "B03", "B04", "B08", "B11", "B12")
 BANDS_4 = ("B02", "B03", "B04", "B08")

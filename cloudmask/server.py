@@ -13,6 +13,8 @@ from kserve.protocol import dataplane as _dataplane
 from kserve.protocol.grpc import server as _grpc_server
 from kserve.protocol.rest import server as _rest_server
 
+from .alloc import tune_malloc  # noqa: F401  (both components call it first thing)
+
 
 def add_bind_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bind_address", default="0.0.0.0",

@@ -46,6 +46,7 @@ def parse(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse(argv)
+    cm_server.tune_malloc()
     cm_server.raise_grpc_message_limits(argv)
     found = discover(args.model_dir) if Path(args.model_dir).is_dir() else []
     if not found:

@@ -38,22 +38,31 @@ class SegmentationModel(Model):
         return self.ready
 
     def get_input_types(self):
-        return [{"name": self.contract.input_name, "datatype": "FP32",
-                 "shape": [-1, -1, -1, self.contract.n_bands]}]
+        # a request carries one of the two (cloudmask.contract: FP32 reflectance, or UINT16 DN
+        # that the predictor scales itself with the input's `scale` and `offset` parameters)
+        b = self.contract.n_bands
+        return [{"name": self.contract.input_name, "datatype": "FP32", "shape": [-1, -1, -1, b]},
+                {"name": contract.PREDICTOR_INPUT_DN, "datatype": "UINT16", "shape": [-1, -1, -1, b]}]
 
     def get_output_types(self):
-        return [{"name": self.contract.output_name, "datatype": "FP32",
-                 "shape": [-1, -1, -1, len(self.contract.classes)]}]
+        # asked for by name in `outputs`; a request that names none gets `probabilities`
+        c = len(self.contract.classes)
+        return [{"name": self.contract.output_name, "datatype": "FP32", "shape": [-1, -1, -1, c]},
+                {"name": contract.PREDICTOR_OUTPUT_U8, "datatype": "UINT8", "shape": [-1, -1, -1, c]},
+                {"name": contract.PREDICTOR_OUTPUT_CLASSES, "datatype": "UINT8", "shape": [-1, -1, -1]}]
 
-    def _input(self, request: InferRequest) -> np.ndarray:
+    def _input(self, request: InferRequest) -> tuple[np.ndarray, tuple[float, float] | None]:
+        """The request's one input, (N, H, W, B), and (scale, offset) when it holds DN; or InvalidInput."""
+        dtypes = {self.contract.input_name: "FP32", contract.PREDICTOR_INPUT_DN: "UINT16"}
         if len(request.inputs) != 1:
-            raise InvalidInput(f"{self.name} takes one input '{self.contract.input_name}', "
-                               f"got {len(request.inputs)}")
+            raise InvalidInput(f"{self.name} takes one input, '{self.contract.input_name}' (FP32) or "
+                               f"'{contract.PREDICTOR_INPUT_DN}' (UINT16), got {len(request.inputs)}")
         inp = request.inputs[0]
-        if inp.name != self.contract.input_name:
-            raise InvalidInput(f"{self.name}: unknown input '{inp.name}', expected '{self.contract.input_name}'")
-        if inp.datatype != "FP32":
-            raise InvalidInput(f"{self.name}: input '{inp.name}' must be FP32, got {inp.datatype}")
+        if inp.name not in dtypes:
+            raise InvalidInput(f"{self.name}: unknown input '{inp.name}', expected '{self.contract.input_name}' "
+                               f"or '{contract.PREDICTOR_INPUT_DN}'")
+        if inp.datatype != dtypes[inp.name]:
+            raise InvalidInput(f"{self.name}: input '{inp.name}' must be {dtypes[inp.name]}, got {inp.datatype}")
         shape = list(inp.shape)
         if (len(shape) != 4 or shape[3] != self.contract.n_bands
                 or shape[1] % contract.CHIP_MULTIPLE or shape[2] % contract.CHIP_MULTIPLE or min(shape) <= 0):
@@ -61,24 +70,67 @@ class SegmentationModel(Model):
                 f"{self.name}: input shape must be [N, H, W, {self.contract.n_bands}] with H and W multiples "
                 f"of {contract.CHIP_MULTIPLE}, got {shape}")
         try:
-            x = inp.as_numpy()
+            x = inp.as_numpy().reshape(shape)  # a view of the received bytes
         except Exception as e:  # a payload whose size does not match its shape
             raise InvalidInput(f"{self.name}: input data does not match shape {shape}: {e}") from None
-        return np.ascontiguousarray(x.reshape(shape), dtype=np.float32)
+        if inp.name == self.contract.input_name:
+            return np.ascontiguousarray(x, dtype=np.float32), None
+        params = inp.parameters or {}
+        try:
+            scale = float(_param(params.get("scale", contract.DEFAULT_SCALE)))
+            offset = float(_param(params.get("offset", contract.DEFAULT_OFFSET)))
+        except (TypeError, ValueError):
+            raise InvalidInput(f"{self.name}: '{inp.name}' parameters scale and offset must be numbers, "
+                               f"got {params.get('scale')!r}, {params.get('offset')!r}") from None
+        if not (np.isfinite(scale) and scale > 0 and np.isfinite(offset)):
+            raise InvalidInput(f"{self.name}: '{inp.name}' needs a positive finite scale and a finite offset, "
+                               f"got {scale}, {offset}")
+        return x, (scale, offset)
+
+    def _outputs(self, request: InferRequest) -> list[str]:
+        names = [o.name for o in request.request_outputs or ()] or [self.contract.output_name]
+        known = [o["name"] for o in self.get_output_types()]
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise InvalidInput(f"{self.name}: unknown output(s) {unknown}; known: {known}")
+        return names
+
+    def _run(self, x: np.ndarray, scaling, names: list[str]) -> dict[str, np.ndarray]:
+        """Executor thread: scale DN if need be, run the model, derive the outputs asked for."""
+        if scaling is not None:  # the same arithmetic as the transformer's FP32 path, bit for bit
+            x = contract.dn_to_reflectance(x, *scaling, self.contract.value_range)
+        probs = self.runner(x)
+        derive = {self.contract.output_name: lambda: probs,
+                  contract.PREDICTOR_OUTPUT_U8: lambda: contract.quantise(probs),
+                  contract.PREDICTOR_OUTPUT_CLASSES: lambda: contract.classes(probs)}
+        return {n: derive[n]() for n in names}
 
     async def predict(self, payload: InferRequest, headers=None, response_headers=None) -> InferResponse:
-        x = self._input(payload)
+        x, scaling = self._input(payload)
+        names = self._outputs(payload)
         async with self._lock:
             # run TF off the event loop so health checks and other requests keep being answered
-            probs = await asyncio.get_running_loop().run_in_executor(None, self.runner, x)
-        out = InferOutput(name=self.contract.output_name, shape=list(probs.shape), datatype="FP32")
-        out.set_data_from_numpy(probs, binary_data=True)
+            arrays = await asyncio.get_running_loop().run_in_executor(None, self._run, x, scaling, names)
+        outputs = []
+        for name in names:
+            arr = arrays[name]
+            out = InferOutput(name=name, shape=list(arr.shape), datatype="FP32" if arr.dtype == np.float32 else "UINT8")
+            out.set_data_from_numpy(arr, binary_data=True)
+            outputs.append(out)
         return InferResponse(
             response_id=payload.id or str(uuid.uuid4()),
             model_name=self.name,
             model_version=self.version,
-            infer_outputs=[out],
+            infer_outputs=outputs,
             # REST: binary when the caller asked for it (the transformer's hop does), JSON otherwise
             use_binary_outputs=payload.use_binary_outputs,
             requested_outputs=payload.request_outputs,
         )
+
+
+def _param(v):
+    """A V2 parameter as a plain value (gRPC InferParameter messages arrive as themselves)."""
+    if hasattr(v, "WhichOneof"):
+        kind = v.WhichOneof("parameter_choice")
+        return getattr(v, kind) if kind else None
+    return v

@@ -16,7 +16,7 @@ from kserve.predictor_config import PredictorConfig
 from cloudmask import contract
 from cloudmask import server as cm_server
 
-from .model import CloudMaskTransformer, RequestTooLarge
+from .model import HOP_PROBABILITIES, CloudMaskTransformer, RequestTooLarge
 
 
 def parse(argv=None) -> argparse.Namespace:
@@ -31,6 +31,10 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch_size", type=int, default=4, help="chips per predictor call")
     parser.add_argument("--max_in_flight", type=int, default=2, help="predictor calls in flight per request")
     parser.add_argument("--overlap", type=int, default=64, help="overlap of neighbouring chips, px")
+    parser.add_argument("--hop_probabilities", default="fp32", choices=HOP_PROBABILITIES,
+                        help="what the predictor returns for blending chips: fp32 (exact) or uint8 (round(255 p), "
+                             "a quarter of the bytes, changes ~0.02%% of pixels); one-chip requests always get "
+                             "the predictor's classes")
     cm_server.add_bind_argument(parser)
     return parser.parse_args(argv)
 
@@ -41,6 +45,7 @@ async def _too_large(_request, exc: RequestTooLarge):
 
 def main(argv=None) -> int:
     args = parse(argv)
+    cm_server.tune_malloc()
     cm_server.raise_grpc_message_limits(argv)
     predictor = PredictorConfig(
         predictor_host=args.predictor_host, predictor_protocol=args.predictor_protocol,
@@ -51,7 +56,7 @@ def main(argv=None) -> int:
     model = CloudMaskTransformer(
         name=args.model_name, family=args.model_family, max_pixels=args.max_pixels,
         batch_size=args.batch_size, max_in_flight=args.max_in_flight, overlap=args.overlap,
-        timeout_s=args.predictor_request_timeout_seconds)
+        timeout_s=args.predictor_request_timeout_seconds, hop_probabilities=args.hop_probabilities)
     ms.app.add_exception_handler(RequestTooLarge, _too_large)
     server = cm_server.model_server(args, predictor_config=predictor)
     server.start([model])

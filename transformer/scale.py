@@ -23,9 +23,15 @@ def check(scale: float, offset: float) -> tuple[float, float]:
 
 def nodata_mask(data: np.ndarray, nodata: float | None) -> np.ndarray:
     """(bands, H, W) -> (H, W) bool: every band 0, or any band equal to the file's nodata value, or NaN."""
-    invalid = np.all(data == 0, axis=0)
-    if nodata is not None and not (isinstance(nodata, float) and np.isnan(nodata)):
-        invalid |= np.any(data == nodata, axis=0)
+    has_nodata = nodata is not None and not (isinstance(nodata, float) and np.isnan(nodata))
+    if has_nodata and nodata == 0:  # "any band 0" already holds "every band 0": one pass, band by band
+        invalid = data[0] == 0
+        for band in data[1:]:
+            invalid |= band == 0
+    else:
+        invalid = np.all(data == 0, axis=0)
+        if has_nodata:
+            invalid |= np.any(data == nodata, axis=0)
     if np.issubdtype(data.dtype, np.floating):
         invalid |= np.any(np.isnan(data), axis=0)
     return invalid
@@ -41,11 +47,20 @@ def to_reflectance(data: np.ndarray, scale: float = contract.DEFAULT_SCALE,
     copy, then in-place arithmetic: this runs on every request.
     """
     out = np.empty(data.shape[1:] + (data.shape[0],), dtype=np.float32)
-    np.copyto(out, np.moveaxis(data, 0, -1), casting="unsafe")
-    if offset:
-        out += np.float32(offset)
-    out *= np.float32(1.0 / scale)
-    np.clip(out, value_range[0], value_range[1], out=out)
+    for b in range(data.shape[0]):  # band by band: ~3x faster than one transposing copy
+        np.copyto(out[..., b], data[b], casting="unsafe")
+    contract.reflectance_inplace(out, scale, offset, value_range)  # what the predictor does with `dn`
     if np.issubdtype(data.dtype, np.floating):
         out[np.isnan(out)] = 0.0
     return out
+
+
+def channels_last(data: np.ndarray) -> np.ndarray:
+    """(bands, H, W) DN -> (H, W, bands) uint16, the predictor's `dn` input: a view when the DN are
+    already uint16 (cutting the chips is then the one copy, transposing as it goes)."""
+    return np.moveaxis(data.astype(np.uint16, copy=False), 0, -1)
+
+
+def fits_dn(data: np.ndarray) -> bool:
+    """Whether DN of this dtype travel losslessly as the predictor's UINT16 `dn` input."""
+    return data.dtype in (np.uint8, np.uint16)

@@ -23,18 +23,23 @@ def _ramp(n: int, overlap: int) -> np.ndarray:
 
 
 class Stitcher:
+    """Blends chips' probabilities (float, or uint8 from contract.quantise: argmax does not care
+    about the scale) into one (H, W, C) array; with one chip there is nothing to blend and the
+    chip's own array, cropped, is the answer (no copy)."""
+
     def __init__(self, tp: TilePlan, n_classes: int = len(contract.CLASS_NAMES)):
         self.tp = tp
-        self.acc = np.zeros((tp.height, tp.width, n_classes), dtype=np.float32)
-        self.wsum = np.zeros((tp.height, tp.width), dtype=np.float32)
-        self.weight = np.outer(_ramp(tp.chip_h, tp.overlap), _ramp(tp.chip_w, tp.overlap))
         self.single = len(tp) == 1  # one chip: nothing to blend, just crop the padding
+        self._single: np.ndarray | None = None
+        if not self.single:
+            self.acc = np.zeros((tp.height, tp.width, n_classes), dtype=np.float32)
+            self.wsum = np.zeros((tp.height, tp.width), dtype=np.float32)
+            self.weight = np.outer(_ramp(tp.chip_h, tp.overlap), _ramp(tp.chip_w, tp.overlap))
 
     def add(self, probs: np.ndarray, positions) -> None:
         """probs: (N, chip_h, chip_w, C) for the N chips at `positions`."""
         if self.single:
-            self.acc[...] = probs[0, :self.tp.height, :self.tp.width]
-            self.wsum[...] = 1.0
+            self._single = probs[0, :self.tp.height, :self.tp.width]
             return
         for p, (r, c) in zip(probs, positions):
             h = min(self.tp.chip_h, self.tp.height - r)  # crop the padding of small rasters
@@ -44,6 +49,10 @@ class Stitcher:
             self.wsum[r:r + h, c:c + w] += wt
 
     def probabilities(self) -> np.ndarray:
+        if self.single:
+            if self._single is None:
+                raise RuntimeError("some pixels were covered by no chip")
+            return self._single
         if not np.all(self.wsum > 0):
             raise RuntimeError("some pixels were covered by no chip")
         self.acc /= self.wsum[..., None]
@@ -52,14 +61,7 @@ class Stitcher:
 
 def to_mask(probs: np.ndarray, invalid: np.ndarray | None = None) -> np.ndarray:
     """(H, W, C) probabilities -> (H, W) uint8 classes, NODATA where `invalid`."""
-    if probs.shape[-1] == 3:
-        # np.argmax over a 3-long last axis is ~3x slower than two comparisons; ties go to the
-        # lower class, as with argmax
-        p0, p1, p2 = probs[..., 0], probs[..., 1], probs[..., 2]
-        mask = (p1 > p0).astype(np.uint8)
-        mask[p2 > np.maximum(p0, p1)] = 2
-    else:
-        mask = np.argmax(probs, axis=-1).astype(np.uint8)
+    mask = contract.classes(probs)
     if invalid is not None:
         mask[invalid] = contract.NODATA
     return mask

@@ -66,8 +66,16 @@ def chips(image: np.ndarray, tp: TilePlan, positions) -> np.ndarray:
         mode = "reflect" if min(h, w) > 1 and ph < h and pw < w else "edge"
         image = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode=mode)
     out = np.empty((len(positions), tp.chip_h, tp.chip_w, image.shape[2]), dtype=image.dtype)
+    # a channels-last view of band-sequential pixels (what decode gives): copying band by band is
+    # ~3x faster than numpy's transposing copy of the whole block
+    by_band = image.strides[-1] != image.itemsize
     for i, (r, c) in enumerate(positions):
-        out[i] = image[r:r + tp.chip_h, c:c + tp.chip_w]
+        src = image[r:r + tp.chip_h, c:c + tp.chip_w]
+        if by_band:
+            for b in range(image.shape[2]):
+                out[i, ..., b] = src[..., b]
+        else:
+            out[i] = src
     return out
 
 

@@ -7,12 +7,14 @@ import asyncio
 import numpy as np
 import pytest
 from kserve.errors import InvalidInput
-from kserve.protocol.infer_type import InferInput, InferRequest
+from kserve.protocol.infer_type import InferInput, InferRequest, RequestedOutput
 
 from cloudmask import contract
 from predictor import baseline
 from predictor.model import SegmentationModel
 from predictor.savedmodel import discover
+from transformer import scale as scale_ops
+from transformer import stitch
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +42,64 @@ def test_predict_returns_probabilities_and_version(model):
 
 
 def test_metadata_shapes(model):
-    assert model.get_input_types() == [{"name": "reflectance", "datatype": "FP32", "shape": [-1, -1, -1, 4]}]
-    assert model.get_output_types() == [{"name": "probabilities", "datatype": "FP32", "shape": [-1, -1, -1, 3]}]
+    assert model.get_input_types() == [{"name": "reflectance", "datatype": "FP32", "shape": [-1, -1, -1, 4]},
+                                       {"name": "dn", "datatype": "UINT16", "shape": [-1, -1, -1, 4]}]
+    assert model.get_output_types() == [{"name": "probabilities", "datatype": "FP32", "shape": [-1, -1, -1, 3]},
+                                        {"name": "probabilities_u8", "datatype": "UINT8", "shape": [-1, -1, -1, 3]},
+                                        {"name": "classes", "datatype": "UINT8", "shape": [-1, -1, -1]}]
+
+
+def _dn_request(dn, outputs=(), **params):
+    inp = InferInput(name="dn", shape=list(dn.shape), datatype="UINT16", parameters=params or None)
+    inp.set_data_from_numpy(dn, binary_data=True)
+    return InferRequest(model_name="baseline-4b", infer_inputs=[inp], request_id="r-2",
+                        request_outputs=[RequestedOutput(o) for o in outputs] or None)
+
+
+@pytest.mark.parametrize("params", [{}, {"scale": "10000", "offset": "-1000"}, {"scale": 10000, "offset": -1000},
+                                    {"scale": "5000.5", "offset": "12"}])
+def test_dn_input_gives_bit_identical_probabilities(model, params):
+    """UINT16 DN scaled by the predictor == FP32 reflectance scaled by the transformer, bit for bit."""
+    dn = np.random.default_rng(2).integers(0, 12000, (2, 32, 48, 4)).astype(np.uint16)
+    dn[0, 0, :4] = [0, 1, 65535, 10000]
+    scale, offset = float(params.get("scale", 10000)), float(params.get("offset", 0))
+    # the transformer's FP32 path: (bands, H, W) DN -> (H, W, bands) reflectance
+    refl = scale_ops.to_reflectance(np.moveaxis(dn.reshape(64, 48, 4), -1, 0), scale, offset).reshape(dn.shape)
+    want = asyncio.run(model.predict(_request(refl))).outputs[0].as_numpy()
+    got = asyncio.run(model.predict(_dn_request(dn, **params))).outputs[0]
+    assert (got.name, got.datatype) == ("probabilities", "FP32")
+    np.testing.assert_array_equal(got.as_numpy(), want)
+
+
+def test_requested_outputs_classes_and_quantised(model):
+    x = np.random.default_rng(3).random((1, 32, 32, 4), dtype=np.float32)
+    probs = asyncio.run(model.predict(_request(x))).outputs[0].as_numpy()
+    req = _request(x)
+    req.request_outputs = [RequestedOutput("classes"), RequestedOutput("probabilities_u8"),
+                           RequestedOutput("probabilities")]
+    res = asyncio.run(model.predict(req))
+    assert [(o.name, o.datatype, o.shape) for o in res.outputs] == [
+        ("classes", "UINT8", [1, 32, 32]), ("probabilities_u8", "UINT8", [1, 32, 32, 3]),
+        ("probabilities", "FP32", [1, 32, 32, 3])]
+    classes, q, p = (o.as_numpy() for o in res.outputs)
+    np.testing.assert_array_equal(p, probs)
+    np.testing.assert_array_equal(classes, stitch.to_mask(probs))
+    np.testing.assert_array_equal(classes, np.argmax(probs, axis=-1))
+    assert np.abs(q / 255.0 - probs).max() <= 0.5 / 255 + 1e-6
+
+
+def test_unknown_output_is_refused(model):
+    req = _request(np.zeros((1, 32, 32, 4), np.float32))
+    req.request_outputs = [RequestedOutput("logits")]
+    with pytest.raises(InvalidInput, match="unknown output"):
+        asyncio.run(model.predict(req))
+
+
+@pytest.mark.parametrize("params,words", [({"scale": "ten"}, "must be numbers"), ({"scale": "0"}, "positive"),
+                                          ({"offset": "nan"}, "finite")])
+def test_dn_bad_parameters_are_refused(model, params, words):
+    with pytest.raises(InvalidInput, match=words):
+        asyncio.run(model.predict(_dn_request(np.zeros((1, 32, 32, 4), np.uint16), **params)))
 
 
 @pytest.mark.parametrize("kwargs,words", [
@@ -49,6 +107,8 @@ def test_metadata_shapes(model):
     ({"x": np.zeros((1, 30, 32, 4), np.float32)}, "multiples of 16"),
     ({"x": np.zeros((1, 32, 32, 4), np.float32), "name": "image"}, "unknown input"),
     ({"x": np.zeros((1, 32, 32, 4), np.float64), "datatype": "FP64"}, "must be FP32"),
+    ({"x": np.zeros((1, 32, 32, 4), np.float32), "name": "dn"}, "must be UINT16"),
+    ({"x": np.zeros((1, 32, 32, 6), np.uint16), "name": "dn", "datatype": "UINT16"}, "[N, H, W, 4]"),
 ])
 def test_bad_tensors_are_refused(model, kwargs, words):
     x = kwargs.pop("x")

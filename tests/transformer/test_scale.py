@@ -98,3 +98,17 @@ def test_check_accepts_numbers(sc, off):
 def test_check_refuses(sc, off, match):
     with pytest.raises(BadInput, match=match):
         scale.check(sc, off)
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32])
+def test_nodata_zero_fast_path_equals_the_rule(dtype):
+    """nodata 0 is computed in one band-by-band pass; same answer as "all zero or any band == 0"
+    (and NaN for floats)."""
+    data = np.random.default_rng(0).integers(0, 4, (6, 40, 30)).astype(dtype)
+    if dtype == np.float32:
+        data[2, 5, 5] = np.nan
+    want = np.all(data == 0, axis=0) | np.any(data == 0, axis=0)
+    if dtype == np.float32:
+        want |= np.any(np.isnan(data), axis=0)
+    np.testing.assert_array_equal(scale.nodata_mask(data, 0), want)
+    np.testing.assert_array_equal(scale.nodata_mask(data, 0.0), want)

@@ -241,3 +241,30 @@ def test_cover_fractions(mask, cloud, shadow):
     got = stitch.cover(np.array(mask, dtype=np.uint8))
     assert got == pytest.approx((cloud, shadow), abs=1e-12)
     assert all(isinstance(v, float) for v in got)
+
+
+@pytest.mark.parametrize("h,w", [(512, 512), (700, 600), (300, 260), (1, 40)])
+def test_chips_from_a_channels_last_view_equal_chips_from_a_copy(h, w):
+    """The DN path cuts chips from np.moveaxis(bands-first) (copied band by band): same chips."""
+    bands_first = np.random.default_rng(0).integers(0, 65535, (6, h, w)).astype(np.uint16)
+    view = np.moveaxis(bands_first, 0, -1)
+    tp = tile.plan(h, w)
+    for pos in tile.batches(tp, 4):
+        np.testing.assert_array_equal(tile.chips(view, tp, pos), tile.chips(np.ascontiguousarray(view), tp, pos))
+
+
+def test_single_chip_stitch_is_the_chip_cropped():
+    tp = tile.plan(300, 260)
+    p = np.random.default_rng(1).random((1, tp.chip_h, tp.chip_w, 3), dtype=np.float32)
+    s = stitch.Stitcher(tp, 3)
+    s.add(p, tp.positions)
+    np.testing.assert_array_equal(s.probabilities(), p[0, :300, :260])
+
+
+def test_stitch_blends_uint8_probabilities_like_scaled_floats():
+    tp = tile.plan(16, 96, chip=64, overlap=32, multiple=16)
+    q = np.random.default_rng(2).integers(0, 256, (2, 16, 64, 3)).astype(np.uint8)
+    a, b = stitch.Stitcher(tp, 3), stitch.Stitcher(tp, 3)
+    a.add(q, tp.positions)
+    b.add(q.astype(np.float32), tp.positions)
+    np.testing.assert_array_equal(a.probabilities(), b.probabilities())

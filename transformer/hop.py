@@ -1,0 +1,85 @@
+"""The transformer -> predictor hop: one batch of chips out, the predictor's tensors back.
+
+What goes on the wire (cloudmask.contract): the chips as UINT16 `dn` when the file's pixels are
+8- or 16-bit integers (half the bytes of FP32 reflectance; the predictor scales them itself, bit
+for bit as the transformer would), else FP32 `reflectance`; back come the outputs asked for by
+name (`classes` for a one-chip request, `probabilities_u8` or `probabilities` for blending).
+
+gRPC without kserve's copies: kserve's client turns an array into bytes (tobytes), then into a
+ModelInferRequest (copies), which grpc serialises (another copy). Here the small header is
+serialised by protobuf and the tensor appended as field 7 (`raw_input_contents`, a length-
+delimited field may follow the others in any order) straight from the array's buffer: one copy.
+The call goes through kserve's own channel (its TLS, retry and message-size settings).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from kserve.protocol.grpc.grpc_predict_v2_pb2 import InferParameter, ModelInferRequest, ModelInferResponse
+from kserve.protocol.infer_type import InferInput, InferRequest, RequestedOutput
+
+MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
+_RAW_INPUT_CONTENTS = (7 << 3) | 2  # ModelInferRequest.raw_input_contents: field 7, length-delimited
+
+_DTYPES = {"FP32": np.float32, "UINT16": np.uint16, "UINT8": np.uint8}
+
+
+@dataclasses.dataclass
+class Hop:
+    """One predictor call: `array` under `input_name`, outputs `outputs` wanted."""
+
+    model_name: str
+    request_id: str
+    input_name: str
+    datatype: str  # "FP32" or "UINT16"
+    array: np.ndarray
+    outputs: tuple[str, ...]
+    parameters: dict = dataclasses.field(default_factory=dict)  # the input tensor's: str values
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def grpc_request_bytes(hop: Hop) -> bytes:
+    """The serialised ModelInferRequest, the tensor copied once from the array's buffer."""
+    tensor = ModelInferRequest.InferInputTensor(name=hop.input_name, datatype=hop.datatype,
+                                                shape=list(hop.array.shape))
+    for k, v in hop.parameters.items():
+        tensor.parameters[k].CopyFrom(InferParameter(string_param=str(v)))
+    head = ModelInferRequest(model_name=hop.model_name, id=hop.request_id, inputs=[tensor],
+                             outputs=[ModelInferRequest.InferRequestedOutputTensor(name=o) for o in hop.outputs])
+    data = np.ascontiguousarray(hop.array)
+    return b"".join((head.SerializeToString(), bytes((_RAW_INPUT_CONTENTS,)), _varint(data.nbytes),
+                     memoryview(data).cast("B")))
+
+
+def grpc_response(res: ModelInferResponse) -> tuple[str, dict[str, np.ndarray]]:
+    """(model_version, {output name: array viewing the received bytes})."""
+    if len(res.raw_output_contents) != len(res.outputs):
+        raise RuntimeError("predictor answered without raw output contents")
+    arrays = {}
+    for out, raw in zip(res.outputs, res.raw_output_contents):
+        arrays[out.name] = np.frombuffer(raw, dtype=_DTYPES[out.datatype]).reshape(list(out.shape))
+    return res.model_version, arrays
+
+
+def rest_request(hop: Hop) -> InferRequest:
+    """The same call as a kserve InferRequest with binary tensors (REST binary extension)."""
+    inp = InferInput(name=hop.input_name, shape=list(hop.array.shape), datatype=hop.datatype,
+                     parameters=dict(hop.parameters) or None)
+    inp.set_data_from_numpy(np.ascontiguousarray(hop.array), binary_data=True)
+    return InferRequest(model_name=hop.model_name, infer_inputs=[inp], request_id=hop.request_id,
+                        parameters={"binary_data_output": True},
+                        request_outputs=[RequestedOutput(o, {"binary_data": True}) for o in hop.outputs])
+
+
+def rest_response(res) -> tuple[str, dict[str, np.ndarray]]:
+    return res.model_version, {o.name: o.as_numpy() for o in res.outputs}
