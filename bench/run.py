@@ -193,6 +193,7 @@ def main(argv=None) -> int:
                  "end to end, REST binary": rest_binary,
                  "end to end, REST JSON": rest_json}
         times = {k: [] for k in paths}
+        per_round = {k: [] for k in paths}  # (round, seconds): ratios within a round see one load
         rng = np.random.default_rng(0)
         for fn in paths.values():  # warm-up
             fn()
@@ -203,6 +204,10 @@ def main(argv=None) -> int:
                 t = time.perf_counter()
                 paths[k]()
                 times[k].append(time.perf_counter() - t)
+                per_round[k].append((i, times[k][-1]))
+        t_round = dict(per_round["in-process model (SavedModel call)"])
+        paired = {k: statistics.median(t / t_round[i] for i, t in v) for k, v in per_round.items()}
+        (out / "bench_times.json").write_text(json.dumps(times))
         med = {k: statistics.median(v) for k, v in times.items()}
         p90 = {k: (statistics.quantiles(v, n=10)[-1] if len(v) >= 10 else max(v)) for k, v in times.items()}
         t_model = med["in-process model (SavedModel call)"]
@@ -216,7 +221,7 @@ def main(argv=None) -> int:
                  "end to end, gRPC, deflated GeoTIFF": (len(deflated), g_resp),
                  "end to end, REST binary": (req_b, 512 * 512 + 8),
                  "end to end, REST JSON": (req_j, resp_j)}
-        rows = [(k, med[k], p90[k], *sizes[k], med[k] / t_model) for k in paths]
+        rows = [(k, med[k], p90[k], *sizes[k], med[k] / t_model, paired[k]) for k in paths]
         pc.close()
         hc.close()
         gc.close()
@@ -259,10 +264,12 @@ def main(argv=None) -> int:
     print(f"\ncloudmask bench: model {model.name} v{md.version} ({args.family} family), 512x512 chip of real S2 L1C, "
           f"n={args.n} interleaved rounds (JSON: every 4th), median [p90]; malloc thresholds "
           f"{'as in the servers' if malloc_tuned else 'left as they were'} (cloudmask.alloc.tune_malloc)\n")
-    print(f"{'path':40s} {'median ms':>10s} {'p90 ms':>8s} {'req bytes':>11s} {'resp bytes':>11s} {'x in-proc':>9s}")
-    for name, t, p, rq, rs, ratio in rows:
-        print(f"{name:40s} {1000 * t:10.1f} {1000 * p:8.1f} {rq:11,d} {rs:11,d} {ratio:9.2f}")
-    print("\ntargets: gRPC <= 1.10 x in-process, REST binary <= 1.25 x in-process")
+    print(f"{'path':40s} {'median ms':>10s} {'p90 ms':>8s} {'req bytes':>11s} {'resp bytes':>11s} {'x in-proc':>9s}"
+          f" {'paired':>7s}")
+    for name, t, p, rq, rs, ratio, pair in rows:
+        print(f"{name:40s} {1000 * t:10.1f} {1000 * p:8.1f} {rq:11,d} {rs:11,d} {ratio:9.2f} {pair:7.2f}")
+    print("\nx in-proc: ratio of the medians; paired: median over rounds of (path / in-process in the same round)")
+    print("targets: gRPC <= 1.10 x in-process, REST binary <= 1.25 x in-process")
     if scene_row:
         dims, mpx, dt, rate = scene_row
         print(f"\nwhole scene ({dims}, {mpx:.2f} Mpx) through `cloudmask predict --grpc`: {dt:.1f} s, {rate:.2f} Mpx/s")
