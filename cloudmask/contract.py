@@ -72,11 +72,12 @@ DEFAULT_BANDS_BY_COUNT: dict[int, tuple[str, ...]] = {
 }
 
 def reflectance_inplace(x: np.ndarray, scale: float = None, offset: float = None,
-                 value_range=(0.0, 1.0)) -> np.ndarray:
+                        value_range=(0.0, 1.0)) -> np.ndarray:
     """In place on float32 `x` holding DN: x = clip((x + offset) / scale, value_range).
 
-    The one implementation of the scaling: the transformer's FP32 path and the predictor's `dn`
-    input both call it, so both hand the model identical float32 values.
+    The transformer's FP32 path calls this; the predictor's `dn` input calls dn_to_reflectance,
+    the same operations in the same order with the cast fused into the first one, so both hand the
+    model identical float32 values (tests/cloudmask/test_contract_hop.py checks it bit for bit).
     """
     scale = DEFAULT_SCALE if scale is None else float(scale)
     offset = DEFAULT_OFFSET if offset is None else float(offset)

@@ -167,3 +167,20 @@ def keep_binary_tensors() -> None:
 
     InferRequest.from_bytes = classmethod(_from_bytes_keep_raw)
     InferResponse.from_bytes = classmethod(_response_from_bytes_keep_raw)
+
+
+def plain_parameters(parameters) -> dict:
+    """V2 parameters as plain values, from REST (a dict) or gRPC (InferParameter messages).
+
+    kserve's proto knows bool, int64 and string only, so a float a client sent as double_param
+    arrives with no value set and kserve's `to_http_parameters` would drop it silently: a
+    ValueError naming the parameter instead (send numbers as strings or integers).
+    """
+    from kserve.protocol.grpc.grpc_predict_v2_pb2 import InferParameter
+    from kserve.protocol.infer_type import to_http_parameters
+
+    for key, val in (parameters or {}).items():
+        if isinstance(val, InferParameter) and val.WhichOneof("parameter_choice") is None:
+            raise ValueError(f"parameter {key!r} has a type this server cannot read over gRPC; "
+                             "send numbers as strings (\"-1000\") or integers")
+    return to_http_parameters(parameters) if parameters else {}

@@ -11,6 +11,7 @@ from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
 from cloudmask import contract
+from cloudmask.server import plain_parameters
 
 from .savedmodel import ModelDir, Runner
 
@@ -75,10 +76,13 @@ class SegmentationModel(Model):
             raise InvalidInput(f"{self.name}: input data does not match shape {shape}: {e}") from None
         if inp.name == self.contract.input_name:
             return np.ascontiguousarray(x, dtype=np.float32), None
-        params = inp.parameters or {}
         try:
-            scale = float(_param(params.get("scale", contract.DEFAULT_SCALE)))
-            offset = float(_param(params.get("offset", contract.DEFAULT_OFFSET)))
+            params = plain_parameters(inp.parameters)  # gRPC InferParameter messages or REST values
+        except ValueError as e:
+            raise InvalidInput(f"{self.name}: '{inp.name}' {e}") from None
+        try:
+            scale = float(params.get("scale", contract.DEFAULT_SCALE))
+            offset = float(params.get("offset", contract.DEFAULT_OFFSET))
         except (TypeError, ValueError):
             raise InvalidInput(f"{self.name}: '{inp.name}' parameters scale and offset must be numbers, "
                                f"got {params.get('scale')!r}, {params.get('offset')!r}") from None
@@ -127,10 +131,3 @@ class SegmentationModel(Model):
             requested_outputs=payload.request_outputs,
         )
 
-
-def _param(v):
-    """A V2 parameter as a plain value (gRPC InferParameter messages arrive as themselves)."""
-    if hasattr(v, "WhichOneof"):
-        kind = v.WhichOneof("parameter_choice")
-        return getattr(v, kind) if kind else None
-    return v

@@ -11,10 +11,9 @@ import dataclasses
 import json
 
 import numpy as np
-from kserve.protocol.grpc.grpc_predict_v2_pb2 import InferParameter
-from kserve.protocol.infer_type import to_http_parameters
 
 from cloudmask import contract
+from cloudmask.server import plain_parameters
 
 from .errors import BadInput
 
@@ -49,13 +48,10 @@ def _listish(value, what: str):
 
 
 def params(parameters: dict | None, requested_outputs=()) -> Params:
-    # gRPC parameters arrive as InferParameter messages; kserve's proto knows bool, int64 and
-    # string only, so a float sent as double_param would vanish silently: refuse it instead
-    for key, val in (parameters or {}).items():
-        if isinstance(val, InferParameter) and val.WhichOneof("parameter_choice") is None:
-            raise BadInput(f"parameter {key!r} has a type this server cannot read over gRPC; "
-                           "send numbers as strings (\"-1000\") or integers")
-    p = to_http_parameters(parameters) if parameters else {}
+    try:  # gRPC InferParameter messages or REST values -> plain values
+        p = plain_parameters(parameters)
+    except ValueError as e:
+        raise BadInput(str(e)) from None
     bands = _listish(p.get("bands"), "bands")
     window = _listish(p.get("window"), "window")
     if window is not None:

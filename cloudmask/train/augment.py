@@ -74,11 +74,6 @@ def to_level(rng: np.random.Generator, image: np.ndarray, bands: tuple[str, ...]
     return img.astype(np.float32), path.astype(np.float32)
 
 
-def level_shift(rng: np.random.Generator, image: np.ndarray, bands: tuple[str, ...], level: str) -> np.ndarray:
-    """`to_level` without the path radiance."""
-    return to_level(rng, image, bands, level)[0]
-
-
 def radiometric(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
     """Illumination (sun elevation / season) gain, small per-band gain and offset, and sensor noise."""
     b = image.shape[-1]

@@ -102,6 +102,16 @@ def test_dn_bad_parameters_are_refused(model, params, words):
         asyncio.run(model.predict(_dn_request(np.zeros((1, 32, 32, 4), np.uint16), **params)))
 
 
+def test_dn_parameter_of_unreadable_grpc_type_is_refused(model):
+    """A float sent as gRPC double_param arrives with no value in kserve's proto: refused, not the default."""
+    from kserve.protocol.grpc.grpc_predict_v2_pb2 import InferParameter
+
+    with pytest.raises(InvalidInput, match="'scale' has a type"):
+        asyncio.run(model.predict(_dn_request(np.zeros((1, 32, 32, 4), np.uint16), scale=InferParameter())))
+    ok = _dn_request(np.zeros((1, 32, 32, 4), np.uint16), scale=InferParameter(string_param="10000"))
+    assert asyncio.run(model.predict(ok)).outputs[0].shape == [1, 32, 32, 3]
+
+
 @pytest.mark.parametrize("kwargs,words", [
     ({"x": np.zeros((1, 32, 32, 6), np.float32)}, "[N, H, W, 4]"),
     ({"x": np.zeros((1, 30, 32, 4), np.float32)}, "multiples of 16"),

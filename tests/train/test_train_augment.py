@@ -22,11 +22,11 @@ def test_geometric_moves_label_with_image(seed):
     np.testing.assert_array_equal(np.sort(gi.ravel()), np.sort(img.ravel()))
 
 
-def test_level_shift_adds_more_path_radiance_in_blue():
+def test_to_level_adds_more_path_radiance_in_blue():
     img = np.full((8, 8, 6), 0.2, np.float32)
     seen = 0
     for seed in range(40):
-        out = augment.level_shift(np.random.default_rng(seed), img, BANDS_6, "L2A")
+        out = augment.to_level(np.random.default_rng(seed), img, BANDS_6, "L2A")[0]
         if np.allclose(out, img):
             continue
         seen += 1
@@ -35,10 +35,10 @@ def test_level_shift_adds_more_path_radiance_in_blue():
     assert seen > 5
 
 
-def test_level_shift_l1c_to_l2a_never_negative():
+def test_to_level_l1c_to_l2a_never_negative():
     img = np.full((8, 8, 6), 0.01, np.float32)
     for seed in range(40):
-        assert augment.level_shift(np.random.default_rng(seed), img, BANDS_6, "L1C").min() >= 0
+        assert augment.to_level(np.random.default_rng(seed), img, BANDS_6, "L1C")[0].min() >= 0
 
 
 def test_radiometric_range_and_shape():
