@@ -28,6 +28,7 @@ def main(argv=None) -> int:
             module.add_arguments(p)
             p.set_defaults(_run=module.run)
     args = parser.parse_args(argv)
+    args.argv = list(argv[1:])  # the subcommand's own arguments (recorded in model cards by `train`)
     return int(args._run(args) or 0)
 
 

@@ -90,8 +90,9 @@ def write_model_card(model_dir: Path, contract: ModelContract, provenance: dict)
         "Sources and licences:",
         *[f"- {s['source']}: {s['credit']}" for s in card["training_data"]],
         "",
-        "Validation data (../shared/data/labelled) was never used for training or model selection; the epoch kept is "
-        "the best on a held-out synthetic split of the clear scenes.",
+        "Validation data (../shared/data/labelled) was never trained on, and the epoch kept is the best on a held-out "
+        "synthetic split of the clear scenes. Any other choice made after seeing validation scores (a recipe change, "
+        "which of several runs to serve) is stated in the version notes below.",
         "",
         "## Training run",
         "- Training command(s), in order (a resumed run continues the same checkpoint and schedule):",

@@ -25,6 +25,7 @@ import numpy as np
 from cloudmask.contract import CLOUDMASK_4B, CLOUDMASK_6B, ModelContract
 
 VARIANTS = {"6b": CLOUDMASK_6B, "4b": CLOUDMASK_4B}
+VARIANTS_BY_NAME = {c.name: c for c in VARIANTS.values()}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -42,6 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init-from", type=Path, default=None,
                    help="fine-tune: start from the weights of <DIR>/<model>/best.keras (a fresh optimizer and LR "
                         "schedule); ignored when --resume finds a checkpoint")
+    p.add_argument("--init-model", default=None,
+                   help="with --init-from: take <DIR>/<INIT_MODEL>/best.keras instead of this variant's own, e.g. "
+                        "cloudmask-4b for the 6-band net (input channels matched by band name, new bands start at 0)")
     p.add_argument("--export", type=Path, default=None, help="export root, e.g. models/ -> models/<name>/<version>/")
     p.add_argument("--version", default="1")
     p.add_argument("--teacher-min-conf", type=float, default=0.9)
@@ -195,7 +199,7 @@ def train_variant(contract: ModelContract, args, clear, cloudy, labels, command:
         raise SystemExit("export writes a TensorFlow SavedModel: train with --workdir here, then run the same "
                          "command with --resume --export on a machine with TensorFlow")
     from cloudmask.train.data import batch_rng
-    from cloudmask.train.unet import build_unet, check_shape
+    from cloudmask.train.unet import build_unet, check_shape, transfer_weights
 
     check_shape(args.chip, args.chip)
     wd = Path(args.workdir) / contract.name
@@ -214,10 +218,16 @@ def train_variant(contract: ModelContract, args, clear, cloudy, labels, command:
         model = keras.models.load_model(last)
         print(f"[{contract.name}] resuming at epoch {state['epoch']} from {last}", flush=True)
     elif args.init_from:
-        init = Path(args.init_from) / contract.name / "best.keras"
+        src = VARIANTS_BY_NAME[getattr(args, "init_model", None) or contract.name]
+        init = Path(args.init_from) / src.name / "best.keras"
         # Weights only: the old optimizer state and its decayed schedule would make fine-tuning a no-op.
         model = build_unet(contract.n_bands, name=contract.name.replace("-", "_"))
-        model.load_weights(init)
+        if src.bands == contract.bands:
+            model.load_weights(init)
+        else:
+            donor = build_unet(src.n_bands, name=src.name.replace("-", "_"))
+            donor.load_weights(init)
+            transfer_weights(donor, src.bands, model, contract.bands)
         model = compile_model(model, args.lr, args.epochs * args.steps_per_epoch)
         state["init_from"] = str(init)
         print(f"[{contract.name}] fine-tuning from {init}", flush=True)

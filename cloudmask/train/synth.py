@@ -9,7 +9,7 @@ the project:
   scaled to a peak opacity: thick clouds (0.85..1) or thin / semi-transparent clouds (0.3..0.85), optionally both
   layered;
 * a spectral cloud signature: cloud reflectance nearly flat across VNIR (B02..B08, blue a little brighter),
-  lower in SWIR (B11 x 0.55..0.9, B12 x 0.35..0.75, lower for ice/thin cirrus-like layers), with internal
+  lower in SWIR (B11 x 0.55..1.05, B12 x 0.35..0.85 since v4, lower for ice/thin cirrus-like layers), with internal
   brightness texture (amplitude 0.1..0.45, so clouds are textured, not flat); VNIR level of thick clouds
   0.22..0.9 and of thin ones 0.18..0.6 (moderately bright clouds, not only bright cores); thin clouds are more transparent at longer wavelengths (per-band opacity = alpha**gamma_b,
   gamma_b >= 1 growing with wavelength);
@@ -51,6 +51,11 @@ MAX_SHIFT = 96  # px; canvas margin so clouds outside the chip can cast shadows 
 
 # Per-band cloud signature relative to the VNIR level, and opacity exponent ranges (thin clouds more
 # transparent at longer wavelengths).
+# Water-cloud SWIR reflectance relative to the VNIR level (v4; v1-v3: B11 0.55..0.9, B12 0.35..0.75). Liquid
+# water absorbs at 1.6 and 2.2 um, the more the larger the droplets, so the ratio spans small-droplet clouds
+# and fog (B11 close to the VNIR level) to large-droplet ones. v3's narrow band let the 6-band net learn "cloud
+# only if SWIR is well below VNIR" and call real clouds with B11 ~ VNIR clear; see the 6-band v4 model card.
+SWIR_WATER = {"B11": (0.55, 1.05), "B12": (0.35, 0.85)}
 _VNIR = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A")
 # Central wavelengths (nm, Sentinel-2A MSI): the light left in a cloud shadow is skylight, whose share of the
 # illumination falls steeply with wavelength (Rayleigh ~ lambda^-4, aerosol ~ lambda^-1..-2).
@@ -117,10 +122,10 @@ def cloud_signature(rng: np.random.Generator, bands: tuple[str, ...], level: flo
             refl.append(level * tilt * rng.uniform(0.97, 1.03))
             gamma.append(1.0 if thick else {"B02": 1.0, "B03": 1.05, "B04": 1.1}.get(b, 1.2))
         elif b == "B11":
-            refl.append(level * (rng.uniform(0.3, 0.6) if ice else rng.uniform(0.55, 0.9)))
+            refl.append(level * (rng.uniform(0.3, 0.6) if ice else rng.uniform(*SWIR_WATER["B11"])))
             gamma.append(1.0 if thick else 1.5)
         elif b == "B12":
-            refl.append(level * (rng.uniform(0.2, 0.45) if ice else rng.uniform(0.35, 0.75)))
+            refl.append(level * (rng.uniform(0.2, 0.45) if ice else rng.uniform(*SWIR_WATER["B12"])))
             gamma.append(1.0 if thick else 1.7)
         else:
             refl.append(level)

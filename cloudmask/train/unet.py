@@ -10,6 +10,7 @@ Keras' bilinear UpSampling2D cannot be traced with unknown H, W for the SavedMod
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers
 
 from cloudmask.contract import CHIP_MULTIPLE, CLASS_NAMES
@@ -58,6 +59,30 @@ def build_unet(n_bands: int, widths: tuple[int, ...] = DEFAULT_WIDTHS, name: str
     d = layers.Conv2D(16, 1, activation="relu", name="head_conv")(d)
     out = layers.Conv2D(len(CLASS_NAMES), 1, activation="softmax", dtype="float32", name="probabilities")(d)
     return keras.Model(inp, out, name=name)
+
+
+# The only layers that read the input bands; every other weight is shape-independent of the band count.
+INPUT_LAYERS = ("full_conv", "stem")
+
+
+def transfer_weights(src: keras.Model, src_bands: tuple[str, ...], dst: keras.Model,
+                     dst_bands: tuple[str, ...]) -> None:
+    """Copy `src`'s weights into `dst`, matching input channels by band name; bands `src` lacks get zero kernels.
+
+    So a 6-band net started from the 4-band one computes exactly what the 4-band net does until training gives
+    the SWIR kernels weight (v4 of cloudmask-6b: the 4-band net learnt from more scenes and transfers better).
+    """
+    missing = [b for b in src_bands if b not in dst_bands]
+    if missing:
+        raise ValueError(f"target lacks bands {missing} of the source")
+    for layer in dst.layers:
+        w_src = src.get_layer(layer.name).get_weights()
+        if layer.name in INPUT_LAYERS:
+            kernel = np.zeros(layer.get_weights()[0].shape, np.float32)
+            for i, b in enumerate(src_bands):
+                kernel[:, :, dst_bands.index(b), :] = w_src[0][:, :, i, :]
+            w_src = [kernel, *w_src[1:]]
+        layer.set_weights(w_src)
 
 
 def check_shape(h: int, w: int) -> None:

@@ -38,3 +38,15 @@ def test_refuses_other_npz(tmp_path):
     np.savez(tmp_path / "x.npz", meta=np.frombuffer(b'{"format": "other"}', np.uint8))
     with pytest.raises(ValueError, match="not a cloudmask-train-bundle"):
         read_bundle(tmp_path / "x.npz")
+
+
+def test_cli_records_the_command_as_typed(tmp_path):
+    """`cloudmask train ...` through the real CLI records "cloudmask train <args>" (it once said "train train")."""
+    from cloudmask import cli
+
+    clear, cloudy, labels = _scenes()
+    src = write_bundle(tmp_path / "in.npz", clear, cloudy, labels, {})
+    out = tmp_path / "out.npz"
+    assert cli.main(["train", "--bundle", str(src), "--write-bundle", str(out)]) == 0
+    _, _, _, info = read_bundle(out)
+    assert info["command"] == f"cloudmask train --bundle {src} --write-bundle {out}"

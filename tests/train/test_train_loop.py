@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from cloudmask.contract import CLOUDMASK_4B, BANDS_4  # noqa: E402
+from cloudmask.contract import CLOUDMASK_4B, CLOUDMASK_6B, BANDS_4, BANDS_6  # noqa: E402
 from cloudmask.train import loop  # noqa: E402
 from cloudmask.train.sources import Scene  # noqa: E402
 
@@ -64,6 +64,52 @@ def test_init_from_starts_at_the_given_weights(tmp_path):
     fresh = loop.compile_model(__import__("cloudmask.train.unet", fromlist=["x"]).build_unet(4), 1e-3, 1)
     assert any(not np.array_equal(np.asarray(a), np.asarray(b))
                for a, b in zip(src.trainable_weights, fresh.trainable_weights))
+
+
+def test_init_model_starts_the_6_band_net_as_the_4_band_one(tmp_path):
+    """--init-model cloudmask-4b: the 6-band net starts with the 4-band weights, SWIR kernels at zero, so before
+    any update it gives the 4-band net's output whatever the SWIR bands hold."""
+    import keras
+
+    loop.train_variant(CLOUDMASK_4B, _args(tmp_path, "--epochs", "1"), _clear(), [], [], "4b")
+    donor = keras.models.load_model(tmp_path / "wd" / CLOUDMASK_4B.name / "best.keras")
+    rng = np.random.default_rng(1)
+    clear6 = [Scene("field6", rng.uniform(0.02, 0.3, (96, 64, 6)).astype(np.float32), BANDS_6, "L2A", "dea_wright")]
+    args = _args(tmp_path, "--epochs", "1", "--lr", "0", "--init-from", str(tmp_path / "wd"),
+                 "--init-model", CLOUDMASK_4B.name)
+    args.workdir = tmp_path / "wd6"
+    r = loop.train_variant(CLOUDMASK_6B, args, clear6, [], [], "6b from 4b")
+    assert r["init_from"].endswith(f"{CLOUDMASK_4B.name}/best.keras")
+    six = keras.models.load_model(tmp_path / "wd6" / CLOUDMASK_6B.name / "best.keras")
+    assert six.input_shape[-1] == 6
+    # lr 0 keeps every trainable weight (BatchNorm's moving statistics still follow the 6-band batches).
+    for layer in donor.layers:
+        for a, b in zip(layer.trainable_weights, six.get_layer(layer.name).trainable_weights):
+            a, b = np.asarray(a), np.asarray(b)
+            if layer.name in ("stem", "full_conv") and a.ndim == 4:
+                assert not np.any(b[:, :, 4:, :])  # SWIR kernels start at zero
+                b = b[:, :, :4, :]
+            np.testing.assert_array_equal(a, b)
+
+
+def test_transfer_gives_the_4_band_output_whatever_the_swir():
+    import keras
+
+    from cloudmask.train.unet import build_unet, transfer_weights
+
+    keras.utils.set_random_seed(3)
+    four, six = build_unet(4), build_unet(6)
+    transfer_weights(four, BANDS_4, six, BANDS_6)
+    x = np.random.default_rng(2).uniform(0, 1, (2, 32, 32, 6)).astype(np.float32)
+    np.testing.assert_allclose(six.predict(x, verbose=0), four.predict(x[..., :4], verbose=0), atol=1e-5)
+    assert not np.allclose(six.predict(x, verbose=0), build_unet(6).predict(x, verbose=0), atol=1e-3)
+
+
+def test_transfer_refuses_a_target_without_the_source_bands():
+    from cloudmask.train.unet import build_unet, transfer_weights
+
+    with pytest.raises(ValueError, match="B11"):
+        transfer_weights(build_unet(6), BANDS_6, build_unet(4), BANDS_4)
 
 
 def test_batches_do_not_depend_on_workers():

@@ -46,11 +46,23 @@ def test_labels_match_composite(seed, bands):
     assert np.all(np.any(comp.image[cloud] != ground[cloud], axis=-1))
 
 
-def test_cloud_signature_swir_below_vnir_for_thick_cloud():
-    refl, gamma = synth.cloud_signature(np.random.default_rng(1), BANDS_6, level=0.7, thick=True)
-    vnir, b11, b12 = refl[:4], refl[4], refl[5]
-    assert vnir.min() > b11 > b12 > 0
-    assert np.all(gamma == 1.0)  # thick clouds are opaque in every band
+def test_cloud_signature_swir_within_water_cloud_ranges_for_thick_cloud():
+    level = 0.7
+    for seed in range(200):
+        refl, gamma = synth.cloud_signature(np.random.default_rng(seed), BANDS_6, level=level, thick=True)
+        vnir, b11, b12 = refl[:4], refl[4], refl[5]
+        assert np.all((vnir / level >= 0.97 - 1e-6) & (vnir / level <= 1.05 * 1.03 + 1e-6))  # flat VNIR, blue a little brighter
+        lo11, hi11 = synth.SWIR_WATER["B11"]
+        lo12, hi12 = synth.SWIR_WATER["B12"]
+        assert lo11 * level <= b11 <= hi11 * level and lo12 * level <= b12 <= hi12 * level
+        assert np.all(gamma == 1.0)  # thick clouds are opaque in every band
+
+
+def test_cloud_signature_swir_spans_small_and_large_droplets():
+    """v4: water clouds' B11 reaches the VNIR level (small droplets, fog) as well as ~0.55 of it."""
+    ratios = np.array([synth.cloud_signature(np.random.default_rng(s), BANDS_6, level=0.5, thick=True)[0][4] / 0.5
+                       for s in range(400)])
+    assert ratios.max() > 0.95 and ratios.min() < 0.65
 
 
 def test_cover_tracks_request():
