@@ -43,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init-from", type=Path, default=None,
                    help="fine-tune: start from the weights of <DIR>/<model>/best.keras (a fresh optimizer and LR "
                         "schedule); ignored when --resume finds a checkpoint")
-    p.add_argument("--init-model", default=None,
+    p.add_argument("--init-model", default=None, choices=sorted(VARIANTS_BY_NAME),
                    help="with --init-from: take <DIR>/<INIT_MODEL>/best.keras instead of this variant's own, e.g. "
                         "cloudmask-4b for the 6-band net (input channels matched by band name, new bands start at 0)")
     p.add_argument("--export", type=Path, default=None, help="export root, e.g. models/ -> models/<name>/<version>/")

@@ -61,7 +61,7 @@ def build_unet(n_bands: int, widths: tuple[int, ...] = DEFAULT_WIDTHS, name: str
     return keras.Model(inp, out, name=name)
 
 
-# The only layers that read the input bands; every other weight is shape-independent of the band count.
+# The only layers that read the input bands; every other weight has the same shape whatever the band count.
 INPUT_LAYERS = ("full_conv", "stem")
 
 
