@@ -67,8 +67,8 @@ def test_init_from_starts_at_the_given_weights(tmp_path):
 
 
 def test_init_model_starts_the_6_band_net_as_the_4_band_one(tmp_path):
-    """--init-model cloudmask-4b: the 6-band net starts with the 4-band weights, SWIR kernels at zero, so before
-    any update it gives the 4-band net's output whatever the SWIR bands hold."""
+    """--init-model cloudmask-4b through the real loop: the 6-band net starts with the 4-band net's trainable
+    weights and zero SWIR kernels (that this gives the 4-band output is the next test)."""
     import keras
 
     loop.train_variant(CLOUDMASK_4B, _args(tmp_path, "--epochs", "1"), _clear(), [], [], "4b")
