@@ -218,7 +218,7 @@ def train_variant(contract: ModelContract, args, clear, cloudy, labels, command:
         model = keras.models.load_model(last)
         print(f"[{contract.name}] resuming at epoch {state['epoch']} from {last}", flush=True)
     elif args.init_from:
-        src = VARIANTS_BY_NAME[getattr(args, "init_model", None) or contract.name]
+        src = VARIANTS_BY_NAME[args.init_model or contract.name]
         init = Path(args.init_from) / src.name / "best.keras"
         # Weights only: the old optimizer state and its decayed schedule would make fine-tuning a no-op.
         model = build_unet(contract.n_bands, name=contract.name.replace("-", "_"))
