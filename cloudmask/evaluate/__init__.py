@@ -9,7 +9,8 @@ chip) and transformer.stitch blending, then argmax. Candidates:
 Scores: cloud vs not-cloud on every scene (predicted shadow counts as not-cloud), three classes on
 scenes whose labels have shadow; pooled over scenes and per scene; seconds per megapixel of the whole
 chip-predict-stitch path. Agreement with ukis-csmask (the teacher of our U-Nets) is reported as
-agreement, never as accuracy.
+agreement, never as accuracy. False alarms: the fractions called cloud and shadow on held-out clear
+ground (cloudmask.evaluate.clear; `--no-clear` skips it).
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overlap", type=int, default=64)
     p.add_argument("--batch", type=int, default=4, help="chips per predictor call")
     p.add_argument("--no-panels", action="store_true")
+    p.add_argument("--no-clear", action="store_true",
+                   help="skip the false-alarm check on held-out clear ground (cloudmask.evaluate.clear)")
     p.add_argument("--update-cards", action="store_true",
                    help="write the measured metrics into the `## Measured metrics` section of each scored U-Net's "
                         "MODEL_CARD.md and the `metrics` key of its model_card.json")
@@ -126,8 +129,12 @@ def _score(scene, pred) -> dict:
 
 
 def evaluate(scene_list, cands, chip=contract.CHIP, overlap=64, batch=4, out: Path | None = None,
-             panels: bool = True, log=print) -> dict:
-    """Run every candidate on every scene whose bands it can read; return the metrics dict (see metrics.json)."""
+             panels: bool = True, log=print, clear_regions=()) -> dict:
+    """Run every candidate on every scene whose bands it can read; return the metrics dict (see metrics.json).
+
+    `clear_regions` (cloudmask.evaluate.clear): cloud-free ground on which each candidate's cloud and shadow
+    fractions are false alarms; reported apart from the labelled scenes and not in s/Mpx."""
+    from cloudmask.evaluate import clear as clear_mod
     from transformer.stitch import to_mask
 
     results: dict[str, dict] = {}
@@ -168,12 +175,20 @@ def evaluate(scene_list, cands, chip=contract.CHIP, overlap=64, batch=4, out: Pa
             r["shadow_scenes"] = [s.name for s in runs if s.shadow_labelled]
         r["seconds"] = secs
         r["seconds_per_mpx"] = metrics.seconds_per_mpx(secs, px)
+        per_region = {g.name: clear_mod.commission(to_mask(predict(fn, g.select(c.bands), chip, overlap, batch)))
+                      for g in clear_regions if g.has(c.bands)}
+        if per_region:
+            r["clear_ground"] = {"per_region": per_region, "pooled": clear_mod.pooled(per_region)}
+            log(f"  {c.name:24s} clear ground: cloud {r['clear_ground']['pooled']['cloud']:.2%}, "
+                f"shadow {r['clear_ground']['pooled']['shadow']:.2%}")
         results[c.name] = r
         c._fn = None  # free the net before the next loads
     _agreement(scene_list, cands, results, masks)
     doc = {"scenes": [_scene_info(s) for s in scene_list], "summary": scene_mod.describe(scene_list),
            "scg_scale": next((s.scale for s in scene_list if s.name == "scg"), None),
-           "chip": chip, "overlap": overlap, "models": results}
+           "chip": chip, "overlap": overlap, "models": results,
+           "clear_regions": [{"name": g.name, "shape": list(g.reflectance.shape[:2]), "bands": list(g.bands),
+                              "level": g.level, "source": g.source} for g in clear_regions]}
     if out is not None and panels:
         doc["panels"] = [str(p) for p in _panels(scene_list, cands, masks, out / "panels")]
     return doc
@@ -234,6 +249,10 @@ def _panels(scene_list, cands, masks, out: Path) -> list[Path]:
                          cloud_only_truth=not s.shadow_labelled, title=s.name) for s in scene_list]
 
 
+def _pct(v) -> str:
+    return f"{100 * v:.2f}"
+
+
 def _fmt(v, nd=3) -> str:
     return "-" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.{nd}f}"
 
@@ -268,6 +287,16 @@ def tables(doc: dict) -> list[tuple[str, list[str], list[list[str]]]]:
         out.append((f"Three classes on the scenes with shadow labels ({sc}); those shadow labels are undocumented, "
                     "so read shadow IoU with care",
                     ["model", "clear IoU", "cloud IoU", "shadow IoU", "mean IoU", "shadow F1", "bal. acc."], rows))
+
+    clear_rows = [(n, r["clear_ground"]) for n, r in models.items() if "clear_ground" in r]
+    if clear_rows:
+        regions = [g["name"] for g in doc.get("clear_regions", [])]
+        rows = [[name, str(g["pooled"]["regions"]), _pct(g["pooled"]["cloud"]), _pct(g["pooled"]["shadow"]),
+                 *[f"{_pct(g['per_region'][n]['cloud'])} / {_pct(g['per_region'][n]['shadow'])}"
+                   if n in g["per_region"] else "n/a" for n in regions]] for name, g in clear_rows]
+        out.append(("False alarms on held-out clear ground (no clouds there: every cloud or shadow pixel is wrong; "
+                    "% of pixels, pooled, then cloud / shadow per region)",
+                    ["model", "regions", "cloud %", "shadow %", *regions], rows))
 
     agree = [(n, r) for n, r in models.items() if any("agreement_with_teacher" in v for v in r["per_scene"].values())]
     if agree:
@@ -314,8 +343,14 @@ def run(args: argparse.Namespace) -> int:
     keep = set(args.models.split(",")) if args.models else None
     cands = candidates(args.model_dir, keep, peers=not args.no_peers, dl_l8s2_uv=not args.no_dl_l8s2_uv)
     print(scene_mod.describe(scene_list))
+    regions = []
+    if not args.no_clear:
+        from cloudmask.evaluate import clear
+
+        regions = clear.held_out_regions()
+        print(f"{len(regions)} held-out clear regions for false alarms: {', '.join(g.name for g in regions) or 'none found'}")
     doc = evaluate(scene_list, cands, chip=args.chip, overlap=args.overlap, batch=args.batch, out=args.out,
-                   panels=not args.no_panels)
+                   panels=not args.no_panels, clear_regions=regions)
     doc["command"] = " ".join(["cloudmask", "evaluate", *sys.argv[2 if sys.argv[1:2] == ["evaluate"] else 1:]])
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "metrics.json").write_text(json.dumps(doc, indent=2, default=_json_default) + "\n")

@@ -34,6 +34,8 @@ def card_metrics(doc: dict, name: str) -> dict:
             t = r["pooled"]["three_class"]
             row["three_class"] = {"scenes": r["shadow_scenes"], "iou": t["iou"], "mean_iou": t["mean_iou"],
                                   "balanced_accuracy": t["balanced_accuracy"]}
+        if "clear_ground" in r:
+            row["clear_ground"] = r["clear_ground"]
         agree = {s: v["agreement_with_teacher"] for s, v in r["per_scene"].items() if "agreement_with_teacher" in v}
         if agree:
             row["agreement_with_teacher"] = agree
@@ -80,6 +82,14 @@ def card_markdown(doc: dict, name: str) -> str:
             shadow = "n/a (cloud only)" if doc["models"][n]["cloud_only"] else _f(t["iou"]["shadow"])
             lines.append(f"| {n} | {_f(t['iou']['clear'])} | {_f(t['iou']['cloud'])} | {shadow} | "
                          f"{_f(t['mean_iou'])} | {_f(t['balanced_accuracy'])} |")
+    clear = [(n, r["clear_ground"]) for n, r in rows.items() if "clear_ground" in r]
+    if clear:
+        regions = list(clear[0][1]["per_region"])
+        lines += ["", "False alarms on held-out clear ground (% of pixels called cloud / shadow where there is no cloud; "
+                  f"regions: {', '.join(regions)}; cloudmask.evaluate.clear):", "",
+                  "| model | cloud % | shadow % |", "|---|---:|---:|"]
+        for n, g in clear:
+            lines.append(f"| {n} | {100 * g['pooled']['cloud']:.2f} | {100 * g['pooled']['shadow']:.2f} |")
     agree = rows[name].get("agreement_with_teacher")
     if agree:
         lines += ["", "Agreement with ukis-csmask, the teacher of part of the training labels (agreement, not accuracy): "
