@@ -116,7 +116,8 @@ def update(model_dir: Path, doc: dict, name: str) -> list[Path]:
             new = text.rstrip("\n") + "\n\n" + card_markdown(doc, name)
         else:
             nxt = text.find("\n## ", start + len(HEADING))
-            new = text[:start] + card_markdown(doc, name) + (text[nxt + 1:] if nxt >= 0 else "")
+            rest = text[nxt + 1:] if nxt >= 0 else ""
+            new = text[:start] + card_markdown(doc, name) + ("\n" + rest if rest else "")  # blank line before the next heading
         md_path.write_text(new)
         written.append(md_path)
     js_path = Path(model_dir) / "model_card.json"

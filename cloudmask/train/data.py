@@ -29,7 +29,7 @@ VAL_MIN_ROWS = 280
 VAL_PATCH = "S2A_MSIL2A_20170617T113321_36_85"
 CLASS_WEIGHTS = {CLEAR: 1.0, CLOUD: 1.5, SHADOW: 4.0}  # shadows are rarer and thinner (v1: 3.0)
 P_TEACHER = 0.3  # real clouds, confident teacher pixels only (v1: 0.15)
-P_NO_CLOUD = 0.12
+P_NO_CLOUD = 0.25  # cloud-free crops: dark land and water must stay "clear" (v1-v4: 0.12)
 SNOW_WEIGHT = 4.0  # oversample the one snow scene (snow must stay "clear")
 
 

@@ -11,7 +11,8 @@ the project:
 * a spectral cloud signature: cloud reflectance nearly flat across VNIR (B02..B08, blue a little brighter),
   lower in SWIR (B11 x 0.55..1.05, B12 x 0.35..0.85 since v4, lower for ice/thin cirrus-like layers), with internal
   brightness texture (amplitude 0.1..0.45, so clouds are textured, not flat); VNIR level of thick clouds
-  0.22..0.9 and of thin ones 0.18..0.6 (moderately bright clouds, not only bright cores); thin clouds are more transparent at longer wavelengths (per-band opacity = alpha**gamma_b,
+  0.22..0.9 and of thin ones 0.18..0.6 (moderately bright clouds, not only bright cores); since v5, 40 % of
+  thick clouds also have broad shaded parts down to 25..60 % of that level (never below 0.1: grey cloud); thin clouds are more transparent at longer wavelengths (per-band opacity = alpha**gamma_b,
   gamma_b >= 1 growing with wavelength);
 * composite per band: out = (1 - a_b) * ground + a_b * cloud_b;
 * shadows: the labelled-cloud mask shifted along the anti-solar azimuth by h * tan(sun zenith) / pixel size
@@ -47,6 +48,8 @@ from cloudmask.contract import CLEAR, CLOUD, SHADOW
 
 CLOUD_THRESHOLD = 0.2
 SHADOW_THRESHOLD = 0.5
+P_SHADED = 0.4  # share of thick clouds with shaded parts (v5)
+SHADED_FLOOR = 0.1  # VNIR reflectance of the darkest shaded cloud: grey, not black
 MAX_SHIFT = 96  # px; canvas margin so clouds outside the chip can cast shadows into it
 
 # Per-band cloud signature relative to the VNIR level, and opacity exponent ranges (thin clouds more
@@ -133,6 +136,17 @@ def cloud_signature(rng: np.random.Generator, bands: tuple[str, ...], level: flo
     return np.asarray(refl, np.float32), np.asarray(gamma, np.float32)
 
 
+def shaded_tops(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """Broad brightness factor for a thick cloud deck whose flanks and lower parts lie in the shade of its own
+    towers or of a higher layer (v5): a smooth field from 1 down to 1 - depth (depth 0.4..0.75). add_clouds
+    keeps the shaded VNIR reflectance >= SHADED_FLOOR. Such grey, still opaque parts are cloud by every
+    labelling convention (the label follows opacity, not brightness); v1-v4 drew thick clouds only within
+    +-22 % of their level, so the nets could learn "cloud = bright"."""
+    shade = fractal_noise(rng, shape, float(rng.uniform(3.0, 3.8)))
+    depth = float(rng.uniform(0.4, 0.75))
+    return (1.0 - depth * shade).astype(np.float32)
+
+
 def diffuse_fraction(bands: tuple[str, ...], at_b08: float, angstrom: float) -> np.ndarray:
     """Share of the illumination a cloud shadow keeps per band (skylight): at_b08 at 842 nm, more in the blue,
     much less in the SWIR (v3; v1/v2 used one 0.15..0.55 value for all bands, +0.1 in B02 and +0.05 in B03, so
@@ -192,6 +206,8 @@ def add_clouds(rng: np.random.Generator, ground: np.ndarray, bands: tuple[str, .
     # Internal cloud brightness variation (sunlit tops vs self-shadowed flanks): real clouds are textured.
     amp = float(rng.uniform(0.1, 0.45))
     texture = 1.0 + amp * (fractal_noise(rng, (h, w), float(rng.uniform(1.8, 2.8))) - 0.5)
+    if p.thick and rng.random() < P_SHADED:
+        texture = np.maximum(texture * shaded_tops(rng, (h, w)), SHADED_FLOOR / p.level)
     diffuse = diffuse_fraction(bands, p.diffuse, p.angstrom)
 
     img = ground.astype(np.float32)

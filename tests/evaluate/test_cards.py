@@ -31,7 +31,7 @@ def test_update_replaces_only_the_metrics_section(tmp_path, labelled_dir):
     assert len(written) == 2
     md = (card_dir / "MODEL_CARD.md").read_text()
     assert md.startswith("# m\n\nintro\n\n## Measured metrics\n")
-    assert "TO BE FILLED" not in md and md.endswith("## Licence\n\nMIT\n")
+    assert "TO BE FILLED" not in md and md.endswith("`make bench`.\n\n## Licence\n\nMIT\n")  # blank line kept
     assert "`cloudmask evaluate --scene myscene`" in md
     assert "| baseline-6b v1 | 1.000 |" in md  # this row first, its pooled cloud IoU on the synthetic scene
     assert "baseline-4b v1" not in md  # only rows reading as many bands

@@ -104,3 +104,26 @@ def test_shadow_dims_ground_not_path_radiance():
     rng = np.random.default_rng(3)
     old = synth.add_clouds(rng, surface + path, BANDS_6, params)
     assert np.all(old.image[shaded][:, 0] < comp.image[shaded][:, 0] - 0.02)
+
+
+@pytest.mark.parametrize("level", [0.6, 0.22])
+def test_thick_clouds_can_have_grey_shaded_parts_still_labelled_cloud(level):
+    """v5: some thick clouds have broad shaded (grey) parts, never darker than SHADED_FLOOR, and the label stays cloud.
+
+    Over black ground a thick cloud's image is opacity x its own reflectance (gamma 1), so image / opacity is the
+    cloud's reflectance. Without shading that never falls below level x 0.97 (band jitter) x 0.775 (the fine
+    texture's lowest factor)."""
+    unshaded_min = level * 0.97 * (1 + 0.45 * (0 - 0.5))
+    shaded = []
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        params = synth.CloudParams(cover=0.9, thick=True, peak=1.0, level=level, shift=(0, 0), diffuse=0.2,
+                                   with_shadow=False)
+        comp = synth.add_clouds(rng, np.zeros((128, 128, 4), np.float32), BANDS_4, params)
+        opaque = comp.opacity > 0.5
+        assert opaque.sum() > 1000
+        refl = comp.image[opaque] / comp.opacity[opaque][:, None]
+        assert refl.min() >= synth.SHADED_FLOOR * 0.97 - 1e-6  # grey, not black
+        assert np.all(comp.label[opaque] == CLOUD)  # labels follow opacity, not brightness
+        shaded.append(bool(np.mean(refl[:, 3] < unshaded_min) > 0.01))
+    assert 0.15 < np.mean(shaded) < 0.7  # about P_SHADED (0.4) of thick clouds
