@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
+import shlex
 import time
 from pathlib import Path
 from typing import Callable
@@ -351,7 +351,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{len(regions)} held-out clear regions for false alarms: {', '.join(g.name for g in regions) or 'none found'}")
     doc = evaluate(scene_list, cands, chip=args.chip, overlap=args.overlap, batch=args.batch, out=args.out,
                    panels=not args.no_panels, clear_regions=regions)
-    doc["command"] = " ".join(["cloudmask", "evaluate", *sys.argv[2 if sys.argv[1:2] == ["evaluate"] else 1:]])
+    doc["command"] = "cloudmask evaluate " + shlex.join(args.argv)  # set by both entry points, as for `train`
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "metrics.json").write_text(json.dumps(doc, indent=2, default=_json_default) + "\n")
     (args.out / "metrics.md").write_text(f"`{doc['command']}`\n\n" + markdown(doc))

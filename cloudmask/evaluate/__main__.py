@@ -9,7 +9,9 @@ from cloudmask.evaluate import add_arguments, run
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="cloudmask evaluate", description="Score models and peers on labelled scenes.")
     add_arguments(p)
-    return run(p.parse_args(argv))
+    args = p.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded as the command in metrics and cards
+    return run(args)
 
 
 if __name__ == "__main__":

@@ -57,6 +57,9 @@ def test_evaluate_scene_dir_writes_metrics_and_panels(tmp_path, labelled_dir, ca
     assert "Cloud IoU per scene" in text and "1 with shadow labels (myscene)" in text
     md = (out / "metrics.md").read_text()
     assert "| baseline-6b v1 | 1 | 1.000 |" in md  # model, scenes, pooled cloud IoU
+    # the command recorded is the one given, not the test runner's own argv
+    assert md.startswith(f"`cloudmask evaluate --scene {d} --model-dir {MODELS} --models baseline-6b,baseline-4b "
+                         f"--no-peers --out {out}`")
 
 
 def test_peers_run_on_the_same_pixels_and_agreement_is_not_accuracy(labelled_dir):
