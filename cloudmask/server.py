@@ -69,7 +69,20 @@ def raise_grpc_message_limits(argv=None) -> None:
 
 
 class VersionedDataPlane(_dataplane.DataPlane):
-    """V2 model metadata with `versions` (kserve 0.21 leaves it out) from the model's `version`."""
+    """V2 model metadata with `versions` (kserve 0.21 leaves it out) from the model's `version`;
+    an Inference-Header-Content-Length that is not a length is a 400 (kserve: int() -> 500)."""
+
+    def decode_inference_request(self, body, headers, model_name):
+        from kserve.constants.constants import INFERENCE_CONTENT_LENGTH_HEADER as HEADER
+        from kserve.errors import InvalidInput
+
+        if isinstance(body, bytes) and headers.get(HEADER) is not None:
+            value = headers[HEADER]
+            n = int(value) if str(value).strip().isdigit() else -1
+            if not 0 < n <= len(body):
+                raise InvalidInput(f"header Inference-Header-Content-Length must be the length in bytes of the "
+                                   f"request's JSON part (1..{len(body)}), got {value!r}")
+        return super().decode_inference_request(body, headers, model_name)
 
     async def model_metadata(self, model_name: str):
         meta = await super().model_metadata(model_name)
@@ -79,9 +92,48 @@ class VersionedDataPlane(_dataplane.DataPlane):
         return meta
 
 
+def _field_path(loc) -> str:
+    return ".".join(str(p) for p in loc if p != "body") or "body"
+
+
+async def _validation_error(_request, exc):
+    """FastAPI's 422 {"detail": [...]} for a JSON body kserve's model refuses -> the V2 400 {"error": ...}."""
+    from fastapi.responses import JSONResponse
+
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        msg = "request body is not valid JSON: " + "; ".join(str(e.get("ctx", {}).get("error", e["msg"]))
+                                                             for e in errors)
+    else:
+        msg = "; ".join(f"{_field_path(e['loc'])}: {e['msg']}" for e in errors[:5])
+        msg = f"request does not fit the V2 inference request: {msg}"
+    return JSONResponse(status_code=400, content={"error": msg})
+
+
+def allow_list_parameters() -> None:
+    """Let REST JSON parameters be lists (`"window": [0, 0, 512, 512]`, `"bands": ["B02", ...]`), the form
+    this service documents; kserve 0.21's pydantic model takes scalars only and answers 422."""
+    from typing import Dict, List, Optional, Union
+
+    from pydantic import StrictBool, StrictFloat, StrictInt
+    from pydantic.fields import FieldInfo
+    from kserve.protocol.rest import v2_datamodels as dm
+
+    scalar = Union[StrictFloat, StrictInt, StrictBool, str]
+    field = FieldInfo.from_annotated_attribute(Optional[Dict[str, Union[scalar, List[scalar]]]], None)
+    for cls in (dm.RequestInput, dm.RequestOutput, dm.InferenceRequest):  # nested models first
+        cls.__pydantic_fields__["parameters"] = field
+        cls.model_rebuild(force=True)
+
+
 def model_server(args, **kwargs) -> kserve.ModelServer:
+    from fastapi.exceptions import RequestValidationError
+    from kserve import model_server as ms
+
     bind(args.bind_address)
     keep_binary_tensors()
+    allow_list_parameters()  # before the server registers its routes, which read the model's schema
+    ms.app.add_exception_handler(RequestValidationError, _validation_error)
     server = kserve.ModelServer(**kwargs)
     server.dataplane.__class__ = VersionedDataPlane
     return server
@@ -101,21 +153,23 @@ def _from_bytes_keep_raw(cls, req_bytes: bytes, json_length: int, model_name: st
     try:
         head = orjson.loads(req_bytes[:json_length])
     except orjson.JSONDecodeError as e:
-        raise InvalidInput(f"Unrecognized request format: {e}") from None
+        raise InvalidInput(f"the request's JSON part (its first {json_length} bytes, per "
+                           f"Inference-Header-Content-Length) is not valid JSON: {e}") from None
     if not isinstance(head, dict) or not isinstance(head.get("inputs"), list):
-        raise InvalidInput('Expected "inputs" to be a list')
+        raise InvalidInput('the request\'s JSON part must be an object whose "inputs" is a list')
+    if not isinstance(head.get("parameters") or {}, dict):
+        raise InvalidInput('request "parameters" must be an object')
     inputs, start = [], json_length
     for item in head["inputs"]:
-        try:
-            params = item.get("parameters") or None
-            inp = InferInput(name=item["name"], shape=item["shape"], datatype=item["datatype"],
-                             parameters=params)
-        except (KeyError, TypeError, AttributeError) as e:
-            raise InvalidInput(f"malformed input {item!r}: {e}") from None
+        params = _tensor_head(item, "input")
+        inp = InferInput(name=item["name"], shape=item["shape"], datatype=item["datatype"], parameters=params)
         if item.get("data") is not None:
             inp.data = item["data"]
         elif params and params.get("binary_data_size") is not None:
-            end = start + int(params["binary_data_size"])
+            size = params["binary_data_size"]
+            if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+                raise InvalidInput(f"input '{inp.name}': binary_data_size must be a byte count, got {size!r}")
+            end = start + size
             if end > len(req_bytes):
                 raise InvalidInput(f"input '{inp.name}': binary_data_size runs past the end of the body")
             inp._raw_data = req_bytes[start:end]
@@ -125,9 +179,28 @@ def _from_bytes_keep_raw(cls, req_bytes: bytes, json_length: int, model_name: st
         inputs.append(inp)
     outputs = None
     if head.get("outputs") is not None:
-        outputs = [RequestedOutput(name=o["name"], parameters=o.get("parameters")) for o in head["outputs"]]
+        if not isinstance(head["outputs"], list):
+            raise InvalidInput('request "outputs" must be a list')
+        outputs = [RequestedOutput(name=o["name"], parameters=_tensor_head(o, "output", shape=False))
+                   for o in head["outputs"]]
     return cls(model_name=model_name, request_id=head.get("id"), parameters=head.get("parameters"),
                infer_inputs=inputs, request_outputs=outputs)
+
+
+def _tensor_head(item, what: str, shape: bool = True) -> dict | None:
+    """Check one input's (or requested output's) JSON head; its parameters, or None."""
+    from kserve.errors import InvalidInput
+
+    if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+        raise InvalidInput(f"malformed {what} {str(item)[:200]}: each {what} is an object with a \"name\"")
+    if shape and (not isinstance(item.get("datatype"), str) or not isinstance(item.get("shape"), list)
+                  or not all(isinstance(d, int) and not isinstance(d, bool) for d in item["shape"])):
+        raise InvalidInput(f"malformed input {item['name']!r}: needs \"datatype\" (text) and \"shape\" "
+                           "(a list of integers)")
+    params = item.get("parameters") or None
+    if params is not None and not isinstance(params, dict):
+        raise InvalidInput(f"{what} {item['name']!r}: \"parameters\" must be an object")
+    return params
 
 
 def _response_from_bytes_keep_raw(cls, res_bytes: bytes, json_length: int):

@@ -10,11 +10,21 @@ import dataclasses
 
 import numpy as np
 import rasterio
+from rasterio.enums import Interleaving
 from rasterio.errors import RasterioIOError
 from rasterio.io import MemoryFile
 from rasterio.windows import Window
 
 from .errors import BadInput, OverBudget
+
+# What GDAL may decode for one request, per pixel of the pixel budget: 64 bytes (1 GiB at the default
+# 4096 x 4096), room for 13 uint16 bands of the whole budget twice over. GDAL decodes whole strips or
+# tiles, so a tiny file that declares one 100000 x 100000 strip costs gigabytes for a 512 px window:
+# the header says how much before any pixel is read.
+DECODE_BYTES_PER_PIXEL = 64
+
+# Pixel types a model input can come from; complex or other types are refused rather than cast.
+DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64")
 
 
 @dataclasses.dataclass
@@ -42,8 +52,45 @@ def parse_window(window, width: int, height: int) -> Window:
     return Window(col, row, w, h)
 
 
+def decode_bytes(src, win: Window | None, indexes=None) -> int:
+    """Bytes GDAL decodes to read `win` (None: all) of bands `indexes` (None: all) of an open dataset:
+    every strip or tile the window touches, whole, times the bands each holds."""
+    bh, bw = (max(s) for s in zip(*src.block_shapes))
+    itemsize = max(np.dtype(d).itemsize for d in src.dtypes)
+    pixel_interleaved = src.count > 1 and src.interleaving == Interleaving.pixel
+    # a pixel-interleaved block holds every band, whichever are asked for
+    bands = src.count if pixel_interleaved or indexes is None else len(indexes)
+    if win is None:
+        win = Window(0, 0, src.width, src.height)
+    c0, r0 = int(win.col_off), int(win.row_off)
+    c1, r1 = c0 + int(win.width) - 1, r0 + int(win.height) - 1
+    blocks = (r1 // bh - r0 // bh + 1) * (c1 // bw - c0 // bw + 1)
+    return blocks * bh * bw * itemsize * bands
+
+
+def check_decode_budget(src, win: Window | None, indexes, max_bytes: int) -> None:
+    """OverBudget when reading `win` would make GDAL decode more than max_bytes (see decode_bytes)."""
+    need = decode_bytes(src, win, indexes)
+    if need > max_bytes:
+        bh, bw = src.block_shapes[0]
+        raise OverBudget(
+            f"reading this {'window' if win is not None else 'raster'} needs {need / 2**20:.0f} MiB decoded "
+            f"(strips/tiles of {bw}x{bh} px, {src.count} band(s) of {src.dtypes[0]}), over the decode budget "
+            f"of {max_bytes / 2**20:.0f} MiB; write the file tiled (e.g. 512 x 512 tiles) or send smaller windows"
+        )
+
+
+def _text(read, what: str):
+    """A header field that GDAL hands over as text; bytes that are not UTF-8 are the sender's error."""
+    try:
+        return read()
+    except UnicodeDecodeError:
+        raise BadInput(f"geotiff {what} are not valid UTF-8 text") from None
+
+
 def decode(payload: bytes, window=None, max_pixels: int | None = None, pick=None) -> Raster:
-    """Decode GeoTIFF bytes; `window` is [col, row, width, height]; refuse more than max_pixels.
+    """Decode GeoTIFF bytes; `window` is [col, row, width, height]; refuse more than max_pixels,
+    and more than max_pixels * DECODE_BYTES_PER_PIXEL bytes of strips/tiles decoded to get them.
 
     pick(descriptions, count) -> 1-based band indexes to read (default: all). Reading only the
     bands a model needs keeps a 13-band scene's other 7 bands out of memory altogether.
@@ -61,16 +108,24 @@ def decode(payload: bytes, window=None, max_pixels: int | None = None, pick=None
                     f"raster of {w}x{h} px exceeds the request budget of {max_pixels} px; "
                     "send a window or use `cloudmask predict`, which splits large scenes"
                 )
-            indexes = pick(tuple(src.descriptions), src.count) if pick is not None else None
+            bad = sorted({d for d in src.dtypes if d not in DTYPES})
+            if bad:
+                raise BadInput(f"geotiff pixel type {', '.join(bad)} is not supported; "
+                               f"send one of {', '.join(DTYPES)}")
+            descriptions = _text(lambda: tuple(src.descriptions), "band descriptions")
+            tags = _text(src.tags, "metadata tags")
+            indexes = pick(descriptions, src.count) if pick is not None else None
+            if max_pixels is not None:
+                check_decode_budget(src, win, indexes, max_pixels * DECODE_BYTES_PER_PIXEL)
             data = src.read(indexes=indexes, window=win)
             transform = src.window_transform(win) if win is not None else src.transform
             return Raster(
                 data=data,
                 crs=src.crs,
                 transform=transform,
-                descriptions=tuple(src.descriptions),
+                descriptions=descriptions,
                 nodata=src.nodata,
-                tags=src.tags(),
+                tags=tags,
             )
     except BadInput:
         raise

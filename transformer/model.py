@@ -138,9 +138,8 @@ class CloudMaskTransformer(Model):
         raster = decode_ops.decode(payload, window=params.window, max_pixels=self.max_pixels, pick=pick)
         names, model = chosen["names"], chosen["model"]
         data = raster.data  # already the model's bands, in its order
-        offset = params.offset if params.offset is not None else (file_offset(raster.tags) or 0.0)
-        scale, offset = scale_ops.check(params.scale, offset)
         invalid = scale_ops.nodata_mask(data, raster.nodata)
+        scale, offset = scale_ops.resolve(data, invalid, params.scale, params.offset, file_offset(raster.tags))
         dn = scale_ops.fits_dn(data)
         if dn:  # integer DN travel as they are (half the bytes); the predictor scales them
             image = scale_ops.channels_last(data)
@@ -272,7 +271,7 @@ class CloudMaskTransformer(Model):
             infer_outputs=outputs,
             parameters={"model": job.model.name, "model_version": str(job.model_version or ""),
                         "bands": ",".join(job.model.bands), "input_bands": ",".join(job.band_names),
-                        "offset": f"{job.offset:g}",
+                        "offset": f"{job.offset:g}", "scale": f"{job.scale:g}",
                         "height": int(mask.shape[0]), "width": int(mask.shape[1]),
                         "chips": len(job.plan)},
             use_binary_outputs=job.binary,

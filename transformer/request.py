@@ -9,6 +9,7 @@ import base64
 import binascii
 import dataclasses
 import json
+import struct
 
 import numpy as np
 
@@ -26,7 +27,7 @@ OUTPUTS = (contract.OUTPUT_MASK, contract.OUTPUT_CLOUD_COVER, contract.OUTPUT_SH
 class Params:
     bands: tuple[str, ...] | None = None
     window: tuple[int, int, int, int] | None = None
-    scale: float = contract.DEFAULT_SCALE
+    scale: float | None = None  # None: 1 for reflectance floats, else contract.DEFAULT_SCALE (scale.resolve)
     offset: float | None = None  # None: from the file's BOA_ADD_OFFSET tag if any, else 0
     outputs: tuple[str, ...] = ()  # requested outputs, in order; empty: the default three
 
@@ -47,6 +48,17 @@ def _listish(value, what: str):
     raise BadInput(f"{what} must be a list or a comma-separated string, got {type(value).__name__}")
 
 
+def _number(value, what: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):  # float(True) is 1.0: a JSON `true` is not a number
+        raise BadInput(f"{what} must be a number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise BadInput(f"{what} must be a number, got {value!r}") from None
+
+
 def params(parameters: dict | None, requested_outputs=()) -> Params:
     try:  # gRPC InferParameter messages or REST values -> plain values
         p = plain_parameters(parameters)
@@ -64,11 +76,7 @@ def params(parameters: dict | None, requested_outputs=()) -> Params:
         if any(not f.is_integer() for f in as_float):  # never truncate 1.5 to 1 silently
             raise BadInput(f"window must hold integers, got {window!r}")
         window = tuple(int(f) for f in as_float)
-    try:
-        scale = float(p.get("scale", contract.DEFAULT_SCALE))
-        offset = float(p["offset"]) if p.get("offset") is not None else None
-    except (TypeError, ValueError):
-        raise BadInput(f"scale and offset must be numbers, got {p.get('scale')!r}, {p.get('offset')!r}") from None
+    scale, offset = (_number(p.get(k), k) for k in ("scale", "offset"))
     outputs = tuple(getattr(o, "name", o) for o in (requested_outputs or ()))
     unknown = [o for o in outputs if o not in OUTPUTS]
     if unknown:
@@ -90,6 +98,9 @@ def geotiff_bytes(inputs) -> bytes:
         raise BadInput(f"input '{contract.INPUT_GEOTIFF}' must have shape [1], got {list(inp.shape)}")
     try:
         arr = inp.as_numpy()
+    except struct.error:  # kserve's BYTES reader on a body cut short of an element's length prefix
+        raise BadInput(f"binary input '{contract.INPUT_GEOTIFF}' must be the file's length as 4 bytes "
+                       "(little-endian) followed by the file, binary_data_size bytes in all") from None
     except Exception as e:
         raise BadInput(f"input '{contract.INPUT_GEOTIFF}' could not be read: {e}") from None
     if arr.size != 1:

@@ -9,20 +9,50 @@ from cloudmask import contract
 from .errors import BadInput
 
 
+# Float pixels whose valid values all lie at or below this are reflectance already (scale 1), not DN:
+# bright cloud and snow reach ~1.5 TOA, while DN of 2 would be a black scene (0.0002 reflectance).
+REFLECTANCE_MAX = 2.0
+
+
 def check(scale: float, offset: float) -> tuple[float, float]:
+    """scale a positive finite number; offset (DN) at most one reflectance unit (`scale`) either way --
+    Sentinel-2 products carry -1000 at scale 10000, and anything past +-scale moves every pixel out of
+    the reflectance range (1e39 would make the whole scene cloud)."""
+    if isinstance(scale, bool) or isinstance(offset, bool):
+        raise BadInput(f"scale and offset must be numbers, not true/false; got {scale!r}, {offset!r}")
     try:
         scale, offset = float(scale), float(offset)
     except (TypeError, ValueError):
         raise BadInput(f"scale and offset must be numbers, got {scale!r}, {offset!r}") from None
     if not np.isfinite(scale) or scale <= 0:
-        raise BadInput(f"scale must be a positive number, got {scale}")
-    if not np.isfinite(offset):
-        raise BadInput(f"offset must be finite, got {offset}")
+        raise BadInput(f"scale must be a positive finite number, got {scale}")
+    if not np.isfinite(offset) or abs(offset) > scale:
+        raise BadInput(f"offset must be finite and within +-scale ({scale:g}), got {offset}")
     return scale, offset
 
 
+def is_reflectance(data: np.ndarray, invalid: np.ndarray) -> bool:
+    """Float pixels already in reflectance units: every valid value <= REFLECTANCE_MAX."""
+    if not np.issubdtype(data.dtype, np.floating):
+        return False
+    valid = ~invalid
+    return not valid.any() or all(float(band[valid].max()) <= REFLECTANCE_MAX for band in data)
+
+
+def resolve(data: np.ndarray, invalid: np.ndarray, scale=None, offset=None, file_offset=None):
+    """(scale, offset) for a request: what it gave, else reflectance floats get scale 1 and offset 0
+    (a file's BOA_ADD_OFFSET tag is in DN), DN the default scale and the file's offset (or 0)."""
+    reflectance = scale is None and is_reflectance(data, invalid)
+    if scale is None:
+        scale = 1.0 if reflectance else contract.DEFAULT_SCALE
+    if offset is None:
+        offset = 0.0 if reflectance else (file_offset or 0.0)
+    return check(scale, offset)
+
+
 def nodata_mask(data: np.ndarray, nodata: float | None) -> np.ndarray:
-    """(bands, H, W) -> (H, W) bool: every band 0, or any band equal to the file's nodata value, or NaN."""
+    """(bands, H, W) -> (H, W) bool: every band 0, or any band equal to the file's nodata value, or NaN or
+    +-Inf in any band (no reflectance is infinite)."""
     has_nodata = nodata is not None and not (isinstance(nodata, float) and np.isnan(nodata))
     if has_nodata and nodata == 0:  # "any band 0" already holds "every band 0": one pass, band by band
         invalid = data[0] == 0
@@ -33,7 +63,7 @@ def nodata_mask(data: np.ndarray, nodata: float | None) -> np.ndarray:
         if has_nodata:
             invalid |= np.any(data == nodata, axis=0)
     if np.issubdtype(data.dtype, np.floating):
-        invalid |= np.any(np.isnan(data), axis=0)
+        invalid |= ~np.all(np.isfinite(data), axis=0)
     return invalid
 
 
@@ -51,7 +81,7 @@ def to_reflectance(data: np.ndarray, scale: float = contract.DEFAULT_SCALE,
         np.copyto(out[..., b], data[b], casting="unsafe")
     contract.reflectance_inplace(out, scale, offset, value_range)  # what the predictor does with `dn`
     if np.issubdtype(data.dtype, np.floating):
-        out[np.isnan(out)] = 0.0
+        out[~np.isfinite(out)] = 0.0  # nodata (see nodata_mask); the clip already took +-Inf to the range ends
     return out
 
 

@@ -12,6 +12,7 @@ import rasterio.windows
 from affine import Affine
 from PIL import Image
 from rasterio.crs import CRS
+from rasterio.io import MemoryFile
 from rasterio.windows import Window
 
 from transformer import decode
@@ -151,3 +152,56 @@ def test_over_budget(geotiff_bytes):
 def test_overbudget_is_badinput_subclass():
     assert issubclass(OverBudget, BadInput)
     assert issubclass(BadInput, ValueError)
+
+
+# -- hostile headers: refused from the header, before any pixel is decoded --------------------
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+@pytest.mark.parametrize("side", [20000, 100000])
+def test_strip_bomb_refused_before_decoding(side):
+    """A ~170-byte file declaring one deflate strip of side^2 x 3 uint16 px: GDAL would allocate and decode the
+    whole strip (2.4 GB at 20000, 60 GB at 100000) to read a 512 px window. 20000 px took 8.5 s and 3.1 GB here
+    before the decode budget."""
+    import resource
+    import time
+
+    from conftest import strip_bomb
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    with pytest.raises(OverBudget, match="decode budget of 1024 MiB"):
+        decode.decode(strip_bomb(side, side), window=[0, 0, 512, 512], max_pixels=4096 * 4096)
+    assert time.perf_counter() - t0 < 1.0
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024  # KiB: nothing decoded
+
+
+def test_decode_budget_counts_whole_blocks(geotiff_bytes):
+    data = _data(bands=4, h=256, w=256)
+    tiled = geotiff_bytes(data, tiled=True, blockxsize=128, blockysize=128, interleave="band")
+    with MemoryFile(tiled) as mem, mem.open() as src:
+        # a 10 px window across a tile corner touches 4 tiles of 128^2 x 2 bytes, per band read
+        assert decode.decode_bytes(src, Window(120, 120, 10, 10), [1, 2]) == 4 * 128 * 128 * 2 * 2
+        assert decode.decode_bytes(src, None, None) == 4 * 128 * 128 * 2 * 4
+    pixel = geotiff_bytes(data, tiled=True, blockxsize=128, blockysize=128, interleave="pixel")
+    with MemoryFile(pixel) as mem, mem.open() as src:
+        # pixel-interleaved tiles hold every band, however few are read
+        assert decode.decode_bytes(src, Window(0, 0, 10, 10), [1]) == 128 * 128 * 2 * 4
+    # the budget is max_pixels * DECODE_BYTES_PER_PIXEL: the whole file, tiled, fits max_pixels = its size
+    np.testing.assert_array_equal(decode.decode(tiled, max_pixels=256 * 256).data, data)
+    with pytest.raises(OverBudget, match="decode budget"):  # 4 tiles of 4 bands = 512 KiB > 64 B x 4096
+        decode.decode(tiled, window=[120, 120, 10, 10], max_pixels=4096)
+
+
+def test_non_utf8_band_description_is_bad_input(geotiff_bytes):
+    from conftest import non_utf8_description
+
+    tif = non_utf8_description(geotiff_bytes(_data(), descriptions=("B02", "QQQQ", "B04")), "QQQQ")
+    with pytest.raises(BadInput, match="band descriptions are not valid UTF-8"):
+        decode.decode(tif)
+
+
+@pytest.mark.parametrize("dtype", ["complex64", "complex128"])
+def test_complex_pixels_are_refused(geotiff_bytes, dtype):
+    """Casting would drop the imaginary part silently."""
+    with pytest.raises(BadInput, match=f"{dtype} is not supported"):
+        decode.decode(geotiff_bytes((_data(bands=1) + 1j).astype(dtype)))

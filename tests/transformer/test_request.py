@@ -28,7 +28,8 @@ def test_defaults():
     for given in (None, {}):
         p = request.params(given)
         assert p == request.Params()
-        assert (p.bands, p.window, p.scale, p.offset, p.outputs) == (None, None, contract.DEFAULT_SCALE, None, ())
+        # scale None: decided from the pixels (reflectance floats 1, DN contract.DEFAULT_SCALE; scale.resolve)
+        assert (p.bands, p.window, p.scale, p.offset, p.outputs) == (None, None, None, None, ())
 
 
 @pytest.mark.parametrize("bands, want", [
@@ -62,16 +63,17 @@ def test_bad_window(window):
     ({"scale": "10000", "offset": "-1000"}, 10000.0, -1000.0),
     ({"scale": 1.5e4, "offset": 0}, 15000.0, 0.0),
     ({"scale": "1e4"}, 10000.0, None),
-    ({"offset": None}, contract.DEFAULT_SCALE, None),
-    ({"offset": "-1000.5"}, contract.DEFAULT_SCALE, -1000.5),
+    ({"offset": None}, None, None),
+    ({"offset": "-1000.5"}, None, -1000.5),
 ])
 def test_scale_offset(given, scale, offset):
     p = request.params(given)
     assert (p.scale, p.offset) == (scale, offset)
-    assert isinstance(p.scale, float)
+    assert p.scale is None or isinstance(p.scale, float)
 
 
-@pytest.mark.parametrize("given", [{"scale": "ten"}, {"offset": "x"}, {"scale": [1]}, {"offset": {"a": 1}}])
+@pytest.mark.parametrize("given", [{"scale": "ten"}, {"offset": "x"}, {"scale": [1]}, {"offset": {"a": 1}},
+                                   {"scale": True}, {"offset": False}])
 def test_scale_offset_not_numbers(given):
     with pytest.raises(BadInput, match="number"):
         request.params(given)
@@ -203,5 +205,8 @@ def test_fractional_window_is_refused_not_truncated(window):
 def test_raw_data_that_does_not_parse():
     inp = InferInput(name=contract.INPUT_GEOTIFF, shape=[1], datatype="BYTES")
     inp._raw_data = b"\xff\xff\xff\x7f" + b"short"  # length prefix far past the end: a broken binary body
-    with pytest.raises(BadInput, match="could not be read"):
+    with pytest.raises(BadInput, match="4 bytes .little-endian. followed by the file"):
+        request.geotiff_bytes([inp])
+    inp._raw_data = b"\x05\x00"  # shorter than a length prefix
+    with pytest.raises(BadInput, match="4 bytes .little-endian. followed by the file"):
         request.geotiff_bytes([inp])

@@ -94,6 +94,8 @@ def test_check_accepts_numbers(sc, off):
     ("abc", 0, "number"), (None, 0, "number"), ([1], 0, "number"), (10000, "x", "number"),
     (math.inf, 0, "positive"), (-math.inf, 0, "positive"), (math.nan, 0, "positive"),
     (10000, math.inf, "finite"), (10000, math.nan, "finite"), ("inf", 0, "positive"),
+    (True, 0, "true/false"), (10000, True, "true/false"),  # float(True) would be 1
+    (10000, 1e39, "within"), (10000, -1e300, "within"), (10000, 10001, "within"), (1, -1.5, "within"),
 ])
 def test_check_refuses(sc, off, match):
     with pytest.raises(BadInput, match=match):
@@ -112,3 +114,39 @@ def test_nodata_zero_fast_path_equals_the_rule(dtype):
         want |= np.any(np.isnan(data), axis=0)
     np.testing.assert_array_equal(scale.nodata_mask(data, 0), want)
     np.testing.assert_array_equal(scale.nodata_mask(data, 0.0), want)
+
+
+def test_offset_up_to_one_reflectance_unit_is_accepted():
+    assert scale.check(10000, -10000) == (10000.0, -10000.0)
+    assert scale.check(10000, -1000) == (10000.0, -1000.0)
+
+
+def test_infinite_pixels_are_nodata_and_reflectance_zero():
+    data = np.array([[[0.1, np.inf, -np.inf, 0.3]], [[0.2, 0.2, 0.2, np.nan]]], np.float32)
+    np.testing.assert_array_equal(scale.nodata_mask(data, None), [[False, True, True, True]])
+    np.testing.assert_array_equal(scale.nodata_mask(data, 0), [[False, True, True, True]])
+    out = scale.to_reflectance(data, 1.0, 0.0)
+    assert np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("values, given, want", [
+    ([0.0, 0.3, 1.2], None, (1.0, 0.0)),  # reflectance floats: scale 1, the file's DN offset not applied
+    ([0.0, 300.0, 1200.0], None, (10000.0, -1000.0)),  # DN stored as floats
+    ([0.0, 0.3, 1.2], 10000, (10000.0, -1000.0)),  # an explicit scale wins
+])
+def test_resolve_float_reflectance(values, given, want):
+    data = np.array(values, np.float32).reshape(1, 1, 3)
+    invalid = scale.nodata_mask(data, 0)
+    assert scale.resolve(data, invalid, given, None, -1000.0) == want
+
+
+def test_resolve_integers_keep_the_default_scale_and_file_offset():
+    data = np.ones((1, 2, 2), np.uint16)
+    assert scale.resolve(data, np.zeros((2, 2), bool), None, None, -1000.0) == (contract.DEFAULT_SCALE, -1000.0)
+    assert scale.resolve(data, np.zeros((2, 2), bool), None, 0.0, -1000.0) == (contract.DEFAULT_SCALE, 0.0)
+
+
+def test_reflectance_ignores_nodata_pixels():
+    data = np.array([[[0.2, 9999.0]]], np.float32)  # a huge value under nodata does not make it DN
+    assert scale.is_reflectance(data, np.array([[False, True]]))
+    assert not scale.is_reflectance(data, np.array([[False, False]]))
