@@ -93,7 +93,8 @@ class VersionedDataPlane(_dataplane.DataPlane):
 
 
 def _field_path(loc) -> str:
-    return ".".join(str(p) for p in loc if p != "body") or "body"
+    # ("body", "InferenceRequest", "inputs", 0, "datatype") -> "inputs.0.datatype"
+    return ".".join(str(p) for p in loc if p not in ("body", "InferenceRequest")) or "body"
 
 
 async def _validation_error(_request, exc):
@@ -105,6 +106,8 @@ async def _validation_error(_request, exc):
         msg = "request body is not valid JSON: " + "; ".join(str(e.get("ctx", {}).get("error", e["msg"]))
                                                              for e in errors)
     else:
+        # the route takes InferenceRequest or bytes: the bytes alternative's complaint says nothing useful
+        errors = [e for e in errors if tuple(e["loc"][:2]) != ("body", "bytes")] or errors
         msg = "; ".join(f"{_field_path(e['loc'])}: {e['msg']}" for e in errors[:5])
         msg = f"request does not fit the V2 inference request: {msg}"
     return JSONResponse(status_code=400, content={"error": msg})

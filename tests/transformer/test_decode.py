@@ -165,7 +165,7 @@ def test_strip_bomb_refused_before_decoding(side):
     import resource
     import time
 
-    from conftest import strip_bomb
+    from tiffcraft import strip_bomb
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
@@ -193,7 +193,7 @@ def test_decode_budget_counts_whole_blocks(geotiff_bytes):
 
 
 def test_non_utf8_band_description_is_bad_input(geotiff_bytes):
-    from conftest import non_utf8_description
+    from tiffcraft import non_utf8_description
 
     tif = non_utf8_description(geotiff_bytes(_data(), descriptions=("B02", "QQQQ", "B04")), "QQQQ")
     with pytest.raises(BadInput, match="band descriptions are not valid UTF-8"):
