@@ -46,8 +46,17 @@ def blocks(region: Window, size: int, margin: int, width: int, height: int) -> l
     return out
 
 
-def block_geotiff(src, win: Window) -> bytes:
-    """The pixels of `win` as a GeoTIFF keeping band descriptions, nodata and tags."""
+# What GDAL may decode to read one block of the user's file (the service applies its own budget the
+# same way): a file that declares one huge strip would otherwise cost its whole size for every block.
+MAX_DECODE_BYTES = 1 << 30
+
+
+def block_geotiff(src, win: Window, max_decode_bytes: int = MAX_DECODE_BYTES) -> bytes:
+    """The pixels of `win` as a GeoTIFF keeping band descriptions, nodata and tags; OverBudget (a
+    ValueError) before reading when GDAL would have to decode more than max_decode_bytes for it."""
+    from transformer.decode import check_decode_budget
+
+    check_decode_budget(src, win, None, max_decode_bytes)
     data = src.read(window=win)
     # uncompressed, band-interleaved, one tile per 512 px: the cheapest layout for the service
     # to decode (~6.5 ms vs ~37 ms for a deflated pixel-interleaved 512 px chip, measured here); loopback or a cluster's
@@ -135,7 +144,7 @@ def run(src_path: Path | str, out_path: Path | str, predict: Callable[[bytes, Wi
                 # send in parallel; at most `concurrency` blocks are in memory at once
                 def one(b: Block):
                     with lock:
-                        payload = block_geotiff(src, b.read)
+                        payload = block_geotiff(src, b.read, max_decode_bytes)
                     write(b, predict(payload, None), len(payload))
 
                 done = 0

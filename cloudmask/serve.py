@@ -2,7 +2,8 @@
 
 The same two ModelServers KServe runs in a cluster, started here as child processes; the
 transformer (the `cloudmask` service) listens on --http-port/--grpc-port, the predictor on two
-more loopback ports, and the transformer reaches it over gRPC. Ctrl-C / SIGTERM stops both.
+more loopback ports, and the transformer reaches it over gRPC. Ctrl-C / SIGTERM stops both. A component that dies is started
+again on the same ports (after 1 s, doubling up to 30 s while it keeps dying), as a pod's would be.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class Stack:
         self.log_dir = Path(log_dir) if log_dir else None
         self.quiet = quiet
         self.procs: list[subprocess.Popen] = []
+        self.children: dict[str, subprocess.Popen] = {}  # by name: "predictor", "transformer"
 
     @property
     def url(self) -> str:
@@ -85,7 +87,15 @@ class Stack:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT if out else None, env=env)
         self.procs.append(p)
+        self.children[name] = p
         return p
+
+    def restart(self, name: str) -> subprocess.Popen:
+        """Start component `name` again with its own command line (same ports)."""
+        old = self.children.pop(name)
+        if old in self.procs:
+            self.procs.remove(old)
+        return self._spawn(self.predictor_cmd if name == "predictor" else self.transformer_cmd, name)
 
     @staticmethod
     def _wait_ready(url: str, proc: subprocess.Popen, timeout: float, what: str):
@@ -124,12 +134,43 @@ class Stack:
                 p.kill()
                 p.wait()
         self.procs.clear()
+        self.children.clear()
 
     def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc):
         self.stop()
+
+
+RESTART_FIRST_S, RESTART_MAX_S = 1.0, 30.0
+STABLE_S = 60.0  # a component that ran this long before dying starts again after RESTART_FIRST_S
+
+
+def supervise(stack: Stack, stopping, poll_s: float = 0.5) -> None:
+    """Until stopping(): start again each component of `stack` that exits, with back-off, saying so."""
+    deaths: dict[str, int] = {}  # consecutive quick deaths per component
+    started = {name: time.monotonic() for name in stack.children}
+    due: dict[str, float] = {}  # component -> when to start it again
+    while not stopping():
+        now = time.monotonic()
+        for name, proc in list(stack.children.items()):
+            if name in due or proc.poll() is None:
+                continue
+            n = 0 if now - started[name] >= STABLE_S else deaths.get(name, 0) + 1
+            deaths[name] = n
+            delay = min(RESTART_MAX_S, RESTART_FIRST_S * 2 ** max(0, n - 1))
+            print(f"cloudmask serve: {name} exited with code {proc.returncode}; starting it again in {delay:.0f} s",
+                  file=sys.stderr, flush=True)
+            due[name] = now + delay
+        for name, when in list(due.items()):
+            if now >= when:
+                del due[name]
+                stack.restart(name)
+                started[name] = time.monotonic()
+                print(f"cloudmask serve: {name} started again (pid {stack.children[name].pid})",
+                      file=sys.stderr, flush=True)
+        time.sleep(poll_s)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -152,12 +193,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"cloudmask serving: REST {stack.url}  gRPC {stack.grpc}  (predictor {stack.predictor_url}); "
           "Ctrl-C stops", flush=True)
     try:
-        while not stopping:
-            if any(p.poll() is not None for p in stack.procs):
-                print("error: a component exited; stopping", file=sys.stderr)
-                stack.stop()
-                return 1
-            time.sleep(0.5)
+        supervise(stack, lambda: bool(stopping))
     finally:
         stack.stop()
     print("cloudmask stopped", flush=True)

@@ -84,6 +84,26 @@ class VersionedDataPlane(_dataplane.DataPlane):
                                    f"request's JSON part (1..{len(body)}), got {value!r}")
         return super().decode_inference_request(body, headers, model_name)
 
+    async def ready(self) -> bool:
+        """Server readiness (the pods' readiness probe) also needs every model's dependencies: a
+        transformer whose predictor is down or frozen is not ready (kserve's own check asks the
+        predictor for a model of the transformer's name, which it does not serve)."""
+        return await super().ready() and await self._dependencies_ready()
+
+    async def model_ready(self, model_name: str, disable_predictor_health_check: bool = False) -> bool:
+        ready = await super().model_ready(model_name, disable_predictor_health_check)
+        if not ready or disable_predictor_health_check:  # kserve's infer path skips the check: keep it cheap
+            return ready
+        return await self._dependencies_ready(model_name)
+
+    async def _dependencies_ready(self, model_name: str | None = None) -> bool:
+        models = self.model_registry.get_models()
+        for name, model in models.items():
+            check = getattr(model, "predictor_ready", None)
+            if (model_name is None or name == model_name) and check is not None and not await check():
+                return False
+        return True
+
     async def model_metadata(self, model_name: str):
         meta = await super().model_metadata(model_name)
         version = getattr(self.get_model_from_registry(model_name), "version", None)

@@ -7,6 +7,7 @@ default here, ~15x faster than REST for float tensors) point it at the predictor
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from fastapi.responses import JSONResponse
@@ -16,7 +17,7 @@ from kserve.predictor_config import PredictorConfig
 from cloudmask import contract
 from cloudmask import server as cm_server
 
-from .model import HOP_PROBABILITIES, CloudMaskTransformer, RequestTooLarge
+from .model import HOP_PROBABILITIES, CloudMaskTransformer, PredictorTimeout, RequestTooLarge
 
 
 def parse(argv=None) -> argparse.Namespace:
@@ -36,6 +37,9 @@ def parse(argv=None) -> argparse.Namespace:
                              "a quarter of the bytes, changes ~0.02%% of pixels); one-chip requests always get "
                              "the predictor's classes")
     cm_server.add_bind_argument(parser)
+    # kserve's 600 s would hold a request (and its memory) for ten minutes behind a frozen predictor;
+    # one deadline for all of a request's predictor calls, well under a client's usual 300 s
+    parser.set_defaults(predictor_request_timeout_seconds=60)
     return parser.parse_args(argv)
 
 
@@ -43,8 +47,14 @@ async def _too_large(_request, exc: RequestTooLarge):
     return JSONResponse(status_code=413, content={"error": exc.details})
 
 
+async def _timed_out(_request, exc: PredictorTimeout):
+    return JSONResponse(status_code=504, content={"error": exc.details})
+
+
 def main(argv=None) -> int:
     args = parse(argv)
+    # GDAL's block cache defaults to 5 % of the machine's memory (not the pod's): bound it per process
+    os.environ.setdefault("GDAL_CACHEMAX", "256")  # MB
     cm_server.tune_malloc()
     cm_server.raise_grpc_message_limits(argv)
     predictor = PredictorConfig(
@@ -58,6 +68,7 @@ def main(argv=None) -> int:
         batch_size=args.batch_size, max_in_flight=args.max_in_flight, overlap=args.overlap,
         timeout_s=args.predictor_request_timeout_seconds, hop_probabilities=args.hop_probabilities)
     ms.app.add_exception_handler(RequestTooLarge, _too_large)
+    ms.app.add_exception_handler(PredictorTimeout, _timed_out)
     server = cm_server.model_server(args, predictor_config=predictor)
     server.start([model])
     return 0

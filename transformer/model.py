@@ -16,7 +16,7 @@ import time
 import uuid
 
 import grpc
-from grpc_interceptor.exceptions import ResourceExhausted
+from grpc_interceptor.exceptions import DeadlineExceeded, ResourceExhausted
 import httpx
 import numpy as np
 from kserve import Model
@@ -55,6 +55,25 @@ class RequestTooLarge(ResourceExhausted):
         super().__init__(details=message)
 
 
+class PredictorTimeout(DeadlineExceeded):
+    """The predictor did not answer within the request's deadline: gRPC DEADLINE_EXCEEDED (passed
+    through like RequestTooLarge), REST 504 (a handler in transformer.__main__)."""
+
+    def __init__(self, message: str):
+        super().__init__(details=message)
+
+
+# The transformer's channel to the predictor: gRPC's default reconnect back-off grows to 120 s, so a
+# predictor that came back after a minute down was used only 14-42 s later; capped at 1 s it is used
+# within about a second. Message sizes unlimited as in kserve's defaults (the pixel budget bounds them).
+GRPC_CHANNEL_ARGS = (("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
+                     ("grpc.max_reconnect_backoff_ms", 1000),
+                     ("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1))
+
+# How long the readiness check waits for the predictor's own readiness answer.
+READY_TIMEOUT_S = 1.0
+
+
 @dataclasses.dataclass
 class Job:
     """What preprocess hands to predict and postprocess for one request."""
@@ -91,7 +110,7 @@ def file_offset(tags: dict) -> float | None:
 class CloudMaskTransformer(Model):
     def __init__(self, name: str = contract.SERVICE_NAME, family: str = "cloudmask",
                  max_pixels: int = 4096 * 4096, batch_size: int = 4, max_in_flight: int = 2,
-                 overlap: int = 64, timeout_s: float = 120.0, hop_probabilities: str = "fp32"):
+                 overlap: int = 64, timeout_s: float = 60.0, hop_probabilities: str = "fp32"):
         super().__init__(name)
         if family not in contract.FAMILIES:
             raise ValueError(f"unknown model family {family!r}; known: {sorted(contract.FAMILIES)}")
@@ -167,6 +186,32 @@ class CloudMaskTransformer(Model):
             raise InvalidInput(str(e)) from None
 
     # -- the hop ---------------------------------------------------------------------------
+    @property
+    def _grpc_client(self):
+        """kserve's gRPC client to the predictor, with GRPC_CHANNEL_ARGS (kserve passes none)."""
+        cfg = self.predictor_config
+        if self._grpc_client_stub is None and cfg is not None and cfg.predictor_host:
+            from kserve.inference_client import InferenceGRPCClient
+
+            self._grpc_client_stub = InferenceGRPCClient(
+                url=cfg.predictor_host, use_ssl=cfg.use_ssl, timeout=cfg.timeout, retries=cfg.retries,
+                channel_args=list(GRPC_CHANNEL_ARGS))
+        return self._grpc_client_stub
+
+    async def predictor_ready(self) -> bool:
+        """Whether the predictor answers its V2 readiness within READY_TIMEOUT_S (the transformer's readiness
+        follows it, so a pod whose predictor is down or frozen gets no traffic)."""
+        cfg = self.predictor_config
+        if cfg is None or not cfg.predictor_host:
+            return True
+        try:
+            if cfg.protocol == "grpc-v2":
+                return bool(await self._grpc_client.is_server_ready(timeout=READY_TIMEOUT_S))
+            return bool(await self._http_client.is_server_ready(cfg.predictor_base_url, timeout=READY_TIMEOUT_S))
+        except Exception as e:  # unreachable, frozen, refused: all mean not ready
+            log.debug("predictor %s not ready: %s", cfg.predictor_host, e)
+            return False
+
     def _hop(self, job: Job, chips: np.ndarray, outputs: tuple[str, ...]) -> hop_ops.Hop:
         if job.dn:
             return hop_ops.Hop(job.model.name, job.request_id, contract.PREDICTOR_INPUT_DN, "UINT16", chips,
@@ -179,8 +224,12 @@ class CloudMaskTransformer(Model):
         return ((contract.PREDICTOR_OUTPUT_U8,) if self.hop_probabilities == "uint8"
                 else (job.model.output_name,))
 
-    async def _infer(self, hop: hop_ops.Hop) -> tuple[str, dict[str, np.ndarray]]:
+    async def _infer(self, hop: hop_ops.Hop, deadline: float) -> tuple[str, dict[str, np.ndarray]]:
+        """One predictor call, by time.monotonic() `deadline` (the request's, shared by all its calls)."""
         cfg = self.predictor_config
+        timeout = deadline - time.monotonic()
+        if timeout <= 0:
+            raise PredictorTimeout(f"predictor at {cfg.predictor_host} did not answer within {self.timeout_s:g} s")
         try:
             if cfg.protocol == "grpc-v2":
                 if self._grpc_infer is None:
@@ -188,25 +237,32 @@ class CloudMaskTransformer(Model):
                     self._grpc_infer = self._grpc_client._channel.unary_unary(
                         hop_ops.MODEL_INFER, request_serializer=None,
                         response_deserializer=ModelInferResponse.FromString)
-                res = await self._grpc_infer(hop_ops.grpc_request_bytes(hop), timeout=self.timeout_s,
+                res = await self._grpc_infer(hop_ops.grpc_request_bytes(hop), timeout=timeout,
                                              metadata=(("request_type", "grpc_v2"), ("response_type", "grpc_v2")))
                 return hop_ops.grpc_response(res)
             # REST: call kserve's client without the JSON content type that Model._http_predict
             # forces, so the chips travel as binary tensors and the model name is the chosen variant
             res = await self._http_client.infer(cfg.predictor_base_url, data=hop_ops.rest_request(hop),
-                                                model_name=hop.model_name, headers={}, timeout=self.timeout_s)
+                                                model_name=hop.model_name, headers={}, timeout=timeout)
             return hop_ops.rest_response(res)
         except grpc.aio.AioRpcError as e:
-            if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            if e.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise PredictorTimeout(f"predictor at {cfg.predictor_host} did not answer within "
+                                       f"{self.timeout_s:g} s (--predictor_request_timeout_seconds)") from None
+            if e.code() == grpc.StatusCode.UNAVAILABLE:
                 raise ServerNotReady(f"predictor unavailable at {cfg.predictor_host}: {e.details()}") from None
             if e.code() == grpc.StatusCode.INVALID_ARGUMENT:
                 raise InvalidInput(f"predictor refused the chips: {e.details()}") from None
             raise
-        except (httpx.ConnectError, httpx.TimeoutException) as e:
+        except httpx.TimeoutException:
+            raise PredictorTimeout(f"predictor at {cfg.predictor_host} did not answer within "
+                                   f"{self.timeout_s:g} s (--predictor_request_timeout_seconds)") from None
+        except httpx.ConnectError as e:
             raise ServerNotReady(f"predictor unavailable at {cfg.predictor_host}: {e}") from None
 
     async def predict(self, job: Job, headers=None, response_headers=None) -> Job:
         t0 = time.perf_counter()
+        deadline = time.monotonic() + self.timeout_s  # one deadline for all of the request's calls
         stitcher = stitch_ops.Stitcher(job.plan, len(job.model.classes))
         gate = asyncio.Semaphore(self.max_in_flight)
         outputs = self._hop_outputs(job)
@@ -215,7 +271,7 @@ class CloudMaskTransformer(Model):
             # take the gate before cutting the chips: only max_in_flight batches exist at a time
             async with gate:
                 chips = tile_ops.chips(job.image, job.plan, positions)
-                version, arrays = await self._infer(self._hop(job, chips, outputs))
+                version, arrays = await self._infer(self._hop(job, chips, outputs), deadline)
             out = arrays.get(outputs[0])
             if out is None:
                 raise RuntimeError(f"predictor answered without '{outputs[0]}'")
