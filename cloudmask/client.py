@@ -32,6 +32,19 @@ class ServiceError(RuntimeError):
         self.message = message
 
 
+class Unreachable(ConnectionError):
+    """The service could not be reached or did not answer: refused, reset or timed-out connections,
+    503 / UNAVAILABLE (retried: replicas scaling up, a pod restarting), 504 / DEADLINE_EXCEEDED (not)."""
+
+    def __init__(self, message: str, retry: bool = True):
+        super().__init__(message)
+        self.retry = retry
+
+
+UNAVAILABLE = {"503", "StatusCode.UNAVAILABLE"}
+TIMED_OUT = {"504", "StatusCode.DEADLINE_EXCEEDED"}
+
+
 def _params(bands=None, window=None, scale=None, offset=None) -> dict:
     p = {}
     if bands:
@@ -48,9 +61,11 @@ def _params(bands=None, window=None, scale=None, offset=None) -> dict:
 
 class Client:
     def __init__(self, url: str | None = None, grpc: str | None = None, model: str = contract.SERVICE_NAME,
-                 headers: dict | None = None, timeout_s: float = 300.0):
+                 headers: dict | None = None, timeout_s: float = 300.0, retries: int = 4, backoff_s: float = 0.5):
         if bool(url) == bool(grpc):
             raise ValueError("give exactly one of url (REST) or grpc (host:port)")
+        self.target = url or grpc
+        self.retries, self.backoff_s = retries, backoff_s
         self.model = model
         self.headers = headers or {}
         self.timeout_s = timeout_s
@@ -74,6 +89,29 @@ class Client:
     def close(self):
         self._c.close()
 
+    def _call(self, fn):
+        """fn() with failures as ServiceError (refused) or Unreachable; retryable Unreachable tried again up to
+        `retries` times, waiting backoff_s, 2 backoff_s, ... (at most 8 s, with jitter)."""
+        import tenacity
+
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.retries + 1), reraise=True,
+            wait=tenacity.wait_exponential_jitter(initial=self.backoff_s, max=8.0, jitter=self.backoff_s),
+            retry=tenacity.retry_if_exception(lambda e: isinstance(e, Unreachable) and e.retry))
+        return retrying(self._once, fn)
+
+    def _once(self, fn):
+        try:
+            return fn()
+        except self._tc.InferenceServerException as e:
+            status = str(e.status())
+            if status in UNAVAILABLE or status in TIMED_OUT:
+                raise Unreachable(f"{self.target} did not serve the request ({status}): {e.message()}",
+                                  retry=status in UNAVAILABLE) from None
+            raise ServiceError(status, e.message()) from None
+        except OSError as e:  # refused, reset, timed out, no such host (tritonclient.http raises them as they are)
+            raise Unreachable(f"cannot reach {self.target}: {e}") from None
+
     def ready(self) -> bool:
         try:
             return bool(self._c.is_model_ready(self.model, headers=self.headers))
@@ -94,12 +132,10 @@ class Client:
         else:
             inp.set_data_from_numpy(arr, binary_data=True)
             outs = [tc.InferRequestedOutput(n, binary_data=True) for n in names]
-        try:
-            res = self._c.infer(self.model, [inp], outputs=outs, headers=self.headers,
-                                parameters=_params(bands, window, scale, offset) or None,
-                                **({"client_timeout": self.timeout_s} if self.protocol == "grpc" else {}))
-        except tc.InferenceServerException as e:
-            raise ServiceError(e.status(), e.message()) from None
+        sent = _params(bands, window, scale, offset) or None
+        timeout = {"client_timeout": self.timeout_s} if self.protocol == "grpc" else {}
+        res = self._call(lambda: self._c.infer(self.model, [inp], outputs=outs, headers=self.headers,
+                                               parameters=sent, **timeout))
         resp = res.get_response(as_json=True) if self.protocol == "grpc" else res.get_response()
         params = {k: (v.get("string_param") or v.get("int64_param") or v.get("double_param") or v.get("bool_param"))
                   if isinstance(v, dict) else v for k, v in (resp.get("parameters") or {}).items()}

@@ -1,4 +1,10 @@
-"""`cloudmask predict SCENE.tif --out MASK.tif`: mask a GeoTIFF of any size through the service."""
+"""`cloudmask predict SCENE.tif --out MASK.tif`: mask a GeoTIFF of any size through the service.
+
+Errors are one line on stderr, and the exit code says whose they are: 2 the input or the command line
+(not a raster, a window outside it, over the decode budget), 3 the service unreachable (refused, reset,
+timed out, or 503 / UNAVAILABLE still after --retries tries with back-off), 4 the service refused the
+request (a 4xx naming the problem).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,8 @@ import threading
 from pathlib import Path
 
 from cloudmask import contract
+
+EXIT_BAD_INPUT, EXIT_UNREACHABLE, EXIT_REFUSED = 2, 3, 4
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -30,6 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preview", type=Path, default=None, help="also write a PNG preview (true colour + mask)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per request")
+    p.add_argument("--retries", type=int, default=4,
+                   help="tries again, with back-off (0.5, 1, 2, 4 s ...), a request the service could not take "
+                        "(503 / UNAVAILABLE, a refused or reset connection)")
 
 
 def _progress_bar(enabled: bool):
@@ -50,9 +61,14 @@ def _progress_bar(enabled: bool):
     return bar, update
 
 
+def _fail(message: str, code: int) -> int:
+    print("error: " + " ".join(str(message).split()), file=sys.stderr)  # one line, whatever the message held
+    return code
+
+
 def run(args: argparse.Namespace) -> int:
     from cloudmask import scene
-    from cloudmask.client import Client, ServiceError
+    from cloudmask.client import Client, ServiceError, Unreachable
 
     window = None
     if args.window:
@@ -61,11 +77,17 @@ def run(args: argparse.Namespace) -> int:
             if len(window) != 4:
                 raise ValueError
         except ValueError:
-            print(f"error: --window must be COL,ROW,WIDTH,HEIGHT, got {args.window!r}", file=sys.stderr)
-            return 2
+            return _fail(f"--window must be COL,ROW,WIDTH,HEIGHT, got {args.window!r}", EXIT_BAD_INPUT)
     if not args.scene.is_file():
-        print(f"error: no such file: {args.scene}", file=sys.stderr)
-        return 2
+        return _fail(f"no such file: {args.scene}", EXIT_BAD_INPUT)
+    import rasterio
+
+    # first: everything after reads the file
+    try:
+        with rasterio.open(args.scene) as src:
+            w, h = (window[2], window[3]) if window else (src.width, src.height)
+    except rasterio.errors.RasterioIOError as e:
+        return _fail(f"{args.scene} is not a raster GDAL can read: {e}", EXIT_BAD_INPUT)
     bands = [b.strip() for b in args.bands.split(",")] if args.bands else None
     headers = {"Host": args.host_header} if args.host_header else None
     local = threading.local()
@@ -75,14 +97,11 @@ def run(args: argparse.Namespace) -> int:
         c = getattr(local, "client", None)
         if c is None:  # one connection per worker thread
             c = local.client = Client(url=None if args.grpc else (args.url or "http://127.0.0.1:8080"),
-                                      grpc=args.grpc, headers=headers, timeout_s=args.timeout)
+                                      grpc=args.grpc, headers=headers, timeout_s=args.timeout,
+                                      retries=args.retries)
             clients.append(c)
         return c.predict(payload, bands=bands, window=server_window, scale=args.scale, offset=args.offset)
 
-    import rasterio
-
-    with rasterio.open(args.scene) as src:
-        w, h = (window[2], window[3]) if window else (src.width, src.height)
     many = w > args.block or h > args.block  # more than one request: worth a progress bar
     bar, update = _progress_bar(many and sys.stderr.isatty())
     try:
@@ -91,11 +110,12 @@ def run(args: argparse.Namespace) -> int:
         res = scene.run(args.scene, args.out, predict, window=window, block=args.block, margin=args.margin,
                         concurrency=args.concurrency, progress=update)
     except ServiceError as e:
-        print(f"error: the service refused the request ({e.status}): {e.message}", file=sys.stderr)
-        return 1
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return _fail(f"the service refused the request ({e.status}): {e.message}", EXIT_REFUSED)
+    except Unreachable as e:
+        tries = f" (tried {args.retries + 1} times)" if e.retry and args.retries else ""
+        return _fail(f"the service is unreachable{tries}: {e}", EXIT_UNREACHABLE)
+    except (ValueError, OSError, rasterio.errors.RasterioError) as e:  # the file, the window, --out
+        return _fail(str(e), EXIT_BAD_INPUT)
     finally:
         if bar:
             bar.stop()
