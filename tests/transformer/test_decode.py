@@ -10,6 +10,8 @@ import pytest
 import rasterio
 import rasterio.windows
 from affine import Affine
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from rasterio.crs import CRS
 from rasterio.io import MemoryFile
@@ -205,3 +207,93 @@ def test_complex_pixels_are_refused(geotiff_bytes, dtype):
     """Casting would drop the imaginary part silently."""
     with pytest.raises(BadInput, match=f"{dtype} is not supported"):
         decode.decode(geotiff_bytes((_data(bands=1) + 1j).astype(dtype)))
+
+
+# -- generated and mutated files: BadInput or a Raster, never another exception, never over budget ----
+
+def _decode_or_bad_input(payload: bytes, window=None):
+    """decode() with a small budget (512^2 px, so 16 MiB decoded at most): a Raster or BadInput, and the
+    process's peak memory no more than ~100 MB above where it was (a declared 100000^2 strip would be GBs)."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        r = decode.decode(payload, window=window, max_pixels=512 * 512)
+    except BadInput:
+        r = None
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 100 * 1024  # KiB
+    if r is None:
+        return None
+    assert r.data.ndim == 3 and r.data.shape[1] * r.data.shape[2] <= 512 * 512
+    assert not np.iscomplexobj(r.data)  # complex sample formats (339 = 5, 6) are refused, not cast
+    return r
+
+
+TAG_VALUES = {256: st.integers(0, 2**32 - 1), 257: st.integers(0, 2**32 - 1),  # width, height
+              258: st.sampled_from([1, 4, 8, 12, 16, 24, 32, 64, 0, 65535]),  # bits per sample
+              259: st.sampled_from([1, 5, 7, 8, 32773, 34925, 0, 9999]),  # compression
+              277: st.integers(0, 70),  # samples per pixel
+              278: st.integers(0, 2**32 - 1),  # rows per strip
+              284: st.sampled_from([1, 2, 0, 7]),  # planar configuration
+              339: st.sampled_from([1, 2, 3, 4, 5, 6, 0, 99]),  # sample format (5, 6: complex)
+              322: st.integers(0, 2**20), 323: st.integers(0, 2**20)}  # tile width, height
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+@settings(max_examples=150, deadline=None)
+@given(values=st.fixed_dictionaries({}, optional=TAG_VALUES) | st.fixed_dictionaries(
+           {256: st.integers(1, 200000), 257: st.integers(1, 200000), 258: st.sampled_from([8, 16, 32]),
+            259: st.just(8), 277: st.integers(1, 4), 284: st.just(1)}),  # one deflate strip, any size
+       body=st.binary(max_size=256) | st.just(b"\0" * 64),
+       window=st.none() | st.just([0, 0, 16, 16]))
+def test_generated_headers(values, body, window):
+    """Hand-written TIFF headers with arbitrary sizes, bit depths, compressions, layouts and sample formats."""
+    import zlib
+
+    from tiffcraft import LONG, SHORT, tiff
+
+    samples = values.get(277, 1)
+    tags = {262: (SHORT, [1])}
+    for tag, v in values.items():
+        tags[tag] = (SHORT, [v] * max(1, min(samples, 70))) if tag in (258, 339) else (
+            (LONG if tag in (256, 257, 278, 322, 323) else SHORT), [v])
+    if 322 in tags or 323 in tags:
+        tags.update({324: (LONG, [0]), 325: (LONG, [len(body)])})
+    else:
+        tags.update({273: (LONG, [0]), 279: (LONG, [len(body)])})
+    payload = tiff(tags, zlib.compress(body) if values.get(259) == 8 else body)
+    _decode_or_bad_input(payload, window)
+
+
+@pytest.fixture(scope="module")
+def real_tiffs():
+    """Real files as writers make them: striped, tiled + deflate, pixel- and band-interleaved, with tags."""
+    rng = np.random.default_rng(1)
+    data = rng.integers(0, 10000, size=(4, 64, 64), dtype=np.uint16)
+    out = []
+    for creation in ({}, {"tiled": True, "blockxsize": 32, "blockysize": 32, "compress": "deflate"},
+                     {"interleave": "band", "compress": "lzw"}):
+        with MemoryFile() as mem:
+            with mem.open(driver="GTiff", width=64, height=64, count=4, dtype="uint16", crs="EPSG:32633",
+                          transform=TRANSFORM, nodata=0, **creation) as dst:
+                dst.write(data)
+                dst.descriptions = ("B02", "B03", "B04", "B08")
+                dst.update_tags(BOA_ADD_OFFSET="-1000")
+            out.append(mem.read())
+    return out
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+@settings(max_examples=200, deadline=None)
+@given(which=st.integers(0, 2), flips=st.lists(st.tuples(st.integers(0, 2**20), st.integers(0, 255)),
+                                               min_size=1, max_size=8),
+       cut=st.none() | st.integers(8, 2**20), header_only=st.booleans())
+def test_mutated_real_files(real_tiffs, which, flips, cut, header_only):
+    """Real GeoTIFFs with bytes overwritten (in the header and IFDs, or anywhere) and cut short."""
+    raw = bytearray(real_tiffs[which])
+    span = 512 if header_only else len(raw)
+    for pos, val in flips:
+        raw[pos % span] = val
+    if cut is not None:
+        raw = raw[:cut % len(raw) or 8]
+    _decode_or_bad_input(bytes(raw))
