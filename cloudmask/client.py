@@ -45,8 +45,8 @@ UNAVAILABLE = {"503", "StatusCode.UNAVAILABLE"}
 TIMED_OUT = {"504", "StatusCode.DEADLINE_EXCEEDED"}
 
 
-def _params(bands=None, window=None, scale=None, offset=None) -> dict:
-    p = {}
+def _params(bands=None, window=None, scale=None, offset=None, level=None) -> dict:
+    p = {"level": level} if level else {}
     if bands:
         p["bands"] = ",".join(bands) if not isinstance(bands, str) else bands
     if window is not None:
@@ -119,7 +119,7 @@ class Client:
             return False
 
     def predict(self, tif: bytes, bands=None, window=None, scale=None, offset=None,
-                want_geotiff: bool = False) -> Answer:
+                want_geotiff: bool = False, level: str | None = None) -> Answer:
         tc = self._tc
         inp = tc.InferInput(contract.INPUT_GEOTIFF, [1], "BYTES")
         names = [contract.OUTPUT_MASK, contract.OUTPUT_CLOUD_COVER, contract.OUTPUT_SHADOW_COVER]
@@ -132,7 +132,7 @@ class Client:
         else:
             inp.set_data_from_numpy(arr, binary_data=True)
             outs = [tc.InferRequestedOutput(n, binary_data=True) for n in names]
-        sent = _params(bands, window, scale, offset) or None
+        sent = _params(bands, window, scale, offset, level) or None
         timeout = {"client_timeout": self.timeout_s} if self.protocol == "grpc" else {}
         res = self._call(lambda: self._c.infer(self.model, [inp], outputs=outs, headers=self.headers,
                                                parameters=sent, **timeout))

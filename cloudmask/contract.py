@@ -175,6 +175,49 @@ FAMILIES: dict[str, tuple[ModelContract, ...]] = {
 
 CONTRACT_FILE = "contract.json"
 
+# Processing levels. L1C is top-of-atmosphere reflectance, L2A surface reflectance; the transformer learns the level
+# from the request, the file's tags, its bands or its radiometry (transformer/level.py), or leaves it unknown.
+LEVELS = ("L1C", "L2A")
+UNKNOWN_LEVEL = "unknown"
+
+# Which model answers which input: written by the serving gate (`cloudmask evaluate --gate`, cloudmask/evaluate/
+# gate.py) from measured metrics, committed with the models, read here by both images. For each band-set variant of
+# a family and each level (and "unknown"), the model name that serves it, e.g. {"cloudmask": {"cloudmask-6b":
+# {"L1C": "baseline-6b", "L2A": "cloudmask-6b", "unknown": "baseline-6b"}}}. A variant with no entry serves itself.
+ROUTES_FILE = Path(__file__).with_name("routes.json")
+
+
+def load_routes(path: Path | str | None = None) -> dict:
+    """The routing table: `path`, else $CLOUDMASK_ROUTES (an operator's or a test's own), else ROUTES_FILE."""
+    import os
+
+    p = Path(path or os.environ.get("CLOUDMASK_ROUTES") or ROUTES_FILE)
+    if not p.is_file():
+        return {}
+    doc = json.loads(p.read_text())
+    return doc.get("routes", {})
+
+
+_ROUTES: dict | None = None
+
+
+def route(family: str, available, level: str = UNKNOWN_LEVEL, routes: dict | None = None) -> ModelContract | None:
+    """The model that answers an input of `family` carrying bands `available` at processing `level`, or None."""
+    global _ROUTES
+    variant = choose(family, available)
+    if variant is None:
+        return None
+    if routes is None:
+        if _ROUTES is None:
+            _ROUTES = load_routes()
+        routes = _ROUTES
+    table = routes.get(family, {}).get(variant.name) or {}
+    name = table.get(level) or table.get(UNKNOWN_LEVEL) or variant.name
+    chosen = CONTRACTS.get(name)
+    if chosen is None or chosen.bands != variant.bands:
+        raise ValueError(f"routes: {variant.name} at {level} names {name!r}, which is not a model of the same bands")
+    return chosen
+
 
 def choose(family: str, available: set[str] | tuple[str, ...] | list[str]) -> ModelContract | None:
     """The first model of `family` whose bands are all in `available`, or None."""

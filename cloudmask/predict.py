@@ -32,6 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", type=float, default=None, help=f"DN per reflectance unit (default {contract.DEFAULT_SCALE:g})")
     p.add_argument("--offset", type=float, default=None,
                    help="BOA_ADD_OFFSET: -1000 for L2A of processing baseline >= 04.00 (default 0)")
+    p.add_argument("--level", default="auto", type=str.upper, choices=["AUTO", "L1C", "L2A", "UNKNOWN"],
+                   help="processing level (default: from the file's tags or bands, else its radiometry, decided once "
+                        "for the whole file so that every block is answered by the same model)")
     p.add_argument("--block", type=int, default=2048, help="block side for scenes larger than one request, px")
     p.add_argument("--margin", type=int, default=64, help="context read around each block, px")
     p.add_argument("--concurrency", type=int, default=2, help="requests in flight for large scenes")
@@ -89,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
     except rasterio.errors.RasterioIOError as e:
         return _fail(f"{args.scene} is not a raster GDAL can read: {e}", EXIT_BAD_INPUT)
     bands = [b.strip() for b in args.bands.split(",")] if args.bands else None
+    level = args.level if args.level != "AUTO" else scene.file_level(args.scene, bands, args.scale, args.offset)
     headers = {"Host": args.host_header} if args.host_header else None
     local = threading.local()
     clients = []
@@ -100,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
                                       grpc=args.grpc, headers=headers, timeout_s=args.timeout,
                                       retries=args.retries)
             clients.append(c)
-        return c.predict(payload, bands=bands, window=server_window, scale=args.scale, offset=args.offset)
+        return c.predict(payload, bands=bands, window=server_window, scale=args.scale, offset=args.offset,
+                         level=level)
 
     many = w > args.block or h > args.block  # more than one request: worth a progress bar
     bar, update = _progress_bar(many and sys.stderr.isatty())

@@ -88,9 +88,38 @@ class Result:
     bytes_sent: int
 
 
+def file_level(path: Path | str, bands=None, scale: float | None = None, offset: float | None = None,
+               sample: int = 512) -> str:
+    """The processing level of a whole file, decided once (transformer.level): its tags, its bands, else the
+    radiometry of B02 read at most `sample` px on a side; "unknown" when none tells. A block-wise client sends it
+    with every block, so all blocks of one file are answered by the same model."""
+    from transformer import bands as band_ops
+    from transformer import level as level_ops
+    from transformer.errors import BadInput
+
+    with rasterio.open(path) as src:
+        try:
+            names = band_ops.resolve(src.descriptions, src.count, bands)
+        except BadInput:
+            names = ()
+        lvl = level_ops.from_tags(src.tags()) or level_ops.from_bands(names)
+        if lvl or "B02" not in names:
+            return lvl or contract.UNKNOWN_LEVEL
+        f = max(1, int(np.ceil(max(src.width, src.height) / sample)))
+        blue = src.read(names.index("B02") + 1, out_shape=(max(1, src.height // f), max(1, src.width // f)),
+                        masked=True).astype(np.float32)
+        v = blue.filled(np.nan)
+        if src.dtypes[0].startswith("float") and np.nanmax(v) <= 2:
+            refl = v  # reflectance already (the service reads such floats with scale 1 too)
+        else:
+            refl = (v + (offset or 0.0)) / (scale or contract.DEFAULT_SCALE)
+        return level_ops.from_radiometry(refl) or contract.UNKNOWN_LEVEL
+
+
 def run(src_path: Path | str, out_path: Path | str, predict: Callable[[bytes, Window | None], object],
         window=None, block: int = 2048, margin: int = 64, concurrency: int = 2,
-        progress: Callable[[int, int], None] | None = None, whole_file_max_bytes: int = 256 << 20) -> Result:
+        progress: Callable[[int, int], None] | None = None, whole_file_max_bytes: int = 256 << 20,
+        max_decode_bytes: int = MAX_DECODE_BYTES) -> Result:
     """Mask `src_path` (or its `window` = (col, row, width, height)) into `out_path`.
 
     predict(tif_bytes, server_window) -> client.Answer. A raster that fits one block is sent

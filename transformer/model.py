@@ -30,6 +30,7 @@ from . import bands as band_ops
 from . import decode as decode_ops
 from . import encode as encode_ops
 from . import hop as hop_ops
+from . import level as level_ops
 from . import request as request_ops
 from . import scale as scale_ops
 from . import stitch as stitch_ops
@@ -93,6 +94,8 @@ class Job:
     probabilities: np.ndarray | None = None  # (H, W, C) blended, or None when `classes` came back
     classes: np.ndarray | None = None  # (H, W) uint8: a one-chip request's classes from the predictor
     model_version: str | None = None
+    level: str = contract.UNKNOWN_LEVEL  # processing level, and how it was learnt (transformer.level.resolve)
+    level_source: str = "none"
     seconds: dict = dataclasses.field(default_factory=dict)
 
 
@@ -159,6 +162,11 @@ class CloudMaskTransformer(Model):
         data = raster.data  # already the model's bands, in its order
         invalid = scale_ops.nodata_mask(data, raster.nodata)
         scale, offset = scale_ops.resolve(data, invalid, params.scale, params.offset, file_offset(raster.tags))
+        # the level picks the model among those of the same bands (the serving gate's routes): same input either way
+        i_blue = model.bands.index("B02")
+        blue = (data[i_blue, ::4, ::4].astype(np.float32) + np.float32(offset)) / np.float32(scale)
+        level, level_source = level_ops.resolve(params.level, raster.tags, names, blue, invalid[::4, ::4])
+        model = contract.route(self.family, names, level)
         dn = scale_ops.fits_dn(data)
         if dn:  # integer DN travel as they are (half the bytes); the predictor scales them
             image = scale_ops.channels_last(data)
@@ -167,7 +175,7 @@ class CloudMaskTransformer(Model):
         h, w = image.shape[:2]
         job = Job(request_id=request.id or str(uuid.uuid4()), model=model, image=image, invalid=invalid,
                   plan=tile_ops.plan(h, w, overlap=self.overlap), raster=raster, params=params,
-                  band_names=names, offset=offset, scale=scale, dn=dn,
+                  band_names=names, offset=offset, scale=scale, dn=dn, level=level, level_source=level_source,
                   binary=bool(request.from_grpc or request.use_binary_outputs
                               or any(o.binary_data for o in request.request_outputs or ())))
         job.seconds["preprocess"] = time.perf_counter() - t0
@@ -328,6 +336,7 @@ class CloudMaskTransformer(Model):
             parameters={"model": job.model.name, "model_version": str(job.model_version or ""),
                         "bands": ",".join(job.model.bands), "input_bands": ",".join(job.band_names),
                         "offset": f"{job.offset:g}", "scale": f"{job.scale:g}",
+                        "level": job.level, "level_source": job.level_source,
                         "height": int(mask.shape[0]), "width": int(mask.shape[1]),
                         "chips": len(job.plan)},
             use_binary_outputs=job.binary,

@@ -16,6 +16,7 @@ import numpy as np
 from cloudmask import contract
 from cloudmask.server import plain_parameters
 
+from . import level as level_ops
 from .errors import BadInput
 
 
@@ -30,6 +31,7 @@ class Params:
     scale: float | None = None  # None: 1 for reflectance floats, else contract.DEFAULT_SCALE (scale.resolve)
     offset: float | None = None  # None: from the file's BOA_ADD_OFFSET tag if any, else 0
     outputs: tuple[str, ...] = ()  # requested outputs, in order; empty: the default three
+    level: str | None = None  # "L1C" / "L2A" when the request says so (transformer.level.parse); None: learn it
 
 
 def _listish(value, what: str):
@@ -81,8 +83,9 @@ def params(parameters: dict | None, requested_outputs=()) -> Params:
     unknown = [o for o in outputs if o not in OUTPUTS]
     if unknown:
         raise BadInput(f"unknown output(s) {unknown}; known: {list(OUTPUTS)}")
+    level = level_ops.parse(p.get("level"))
     return Params(bands=tuple(bands) if bands is not None else None, window=window, scale=scale,
-                  offset=offset, outputs=outputs)
+                  offset=offset, outputs=outputs, level=level)
 
 
 def geotiff_bytes(inputs) -> bytes:

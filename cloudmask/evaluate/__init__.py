@@ -68,6 +68,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--update-cards", action="store_true",
                    help="write the measured metrics into the `## Measured metrics` section of each scored U-Net's "
                         "MODEL_CARD.md and the `metrics` key of its model_card.json")
+    p.add_argument("--no-heldout", action="store_true",
+                   help="skip the held-out real acquisitions with built labels (cloudmask.evaluate.heldout)")
+    p.add_argument("--gate", type=Path, default=None, metavar="ROUTES_JSON",
+                   help="decide which model serves which band set and level from these metrics (cloudmask.evaluate."
+                        "gate) and write the routing table, e.g. cloudmask/routes.json")
     p.add_argument("--scg-scale", type=float, default=scene_mod.SCG_SCALE,
                    help="divisor that turns the scg scene's values into reflectance (default %(default)s, decided "
                         "without labels: see docs/EVALUATION.md); other values are for sensitivity checks only")
@@ -129,16 +134,17 @@ def _score(scene, pred) -> dict:
 
 
 def evaluate(scene_list, cands, chip=contract.CHIP, overlap=64, batch=4, out: Path | None = None,
-             panels: bool = True, log=print, clear_regions=()) -> dict:
+             panels: bool = True, log=print, clear_regions=(), masks: dict | None = None) -> dict:
     """Run every candidate on every scene whose bands it can read; return the metrics dict (see metrics.json).
 
     `clear_regions` (cloudmask.evaluate.clear): cloud-free ground on which each candidate's cloud and shadow
-    fractions are false alarms; reported apart from the labelled scenes and not in s/Mpx."""
+    fractions are false alarms; reported apart from the labelled scenes and not in s/Mpx.
+    `masks`: filled with {(candidate, scene): predicted mask} when given."""
     from cloudmask.evaluate import clear as clear_mod
     from transformer.stitch import to_mask
 
     results: dict[str, dict] = {}
-    masks: dict[tuple[str, str], np.ndarray] = {}
+    masks = {} if masks is None else masks
     for c in cands:
         runs = [s for s in scene_list if s.has(c.bands)]
         if not runs:
@@ -151,6 +157,7 @@ def evaluate(scene_list, cands, chip=contract.CHIP, overlap=64, batch=4, out: Pa
              "cloud_only": c.cloud_only, "per_scene": {}}
         cm2 = np.zeros((2, 2), np.int64)
         cm3 = np.zeros((3, 3), np.int64)
+        by_acq: dict[str, dict] = {}  # acquisition -> pooled confusion matrices (the serving gate reads these)
         secs, px = 0.0, 0
         for s in runs:
             t = time.perf_counter()
@@ -159,16 +166,24 @@ def evaluate(scene_list, cands, chip=contract.CHIP, overlap=64, batch=4, out: Pa
             secs += dt
             px += s.truth.size
             sc = _score(s, pred)
-            cm2 += sc.pop("_cm2")
+            c2 = sc.pop("_cm2")
+            cm2 += c2
             c3 = sc.pop("_cm3")
             if s.shadow_labelled:
                 cm3 += c3
+            a = by_acq.setdefault(s.group, {"level": s.level, "scenes": [], "cm2": np.zeros((2, 2), np.int64),
+                                            "cm3": np.zeros((3, 3), np.int64) if s.shadow_labelled else None})
+            a["scenes"].append(s.name)
+            a["cm2"] += c2
+            if a["cm3"] is not None and s.shadow_labelled:
+                a["cm3"] += c3
             sc["seconds"] = dt
             sc["seconds_per_mpx"] = metrics.seconds_per_mpx(dt, s.truth.size)
             r["per_scene"][s.name] = sc
             masks[(c.name, s.name)] = pred
             log(f"  {c.name:24s} {s.name:16s} cloud IoU {_fmt(sc['cloud_vs_rest']['iou']['cloud'])}  {dt:6.2f} s")
         r["scenes"] = [s.name for s in runs]
+        r["per_acquisition"] = {g: _acquisition(a) for g, a in by_acq.items()}
         r["pooled"] = {"cloud_vs_rest": metrics.summary(cm2, scene_mod.CLASSES_CLOUD)}
         if cm3.sum():
             r["pooled"]["three_class"] = metrics.summary(cm3, scene_mod.CLASSES_3)
@@ -192,6 +207,15 @@ def evaluate(scene_list, cands, chip=contract.CHIP, overlap=64, batch=4, out: Pa
     if out is not None and panels:
         doc["panels"] = [str(p) for p in _panels(scene_list, cands, masks, out / "panels")]
     return doc
+
+
+def _acquisition(a: dict) -> dict:
+    """Pooled scores of one acquisition: cloud IoU (cloud vs rest), shadow IoU where shadow is labelled."""
+    out = {"level": a["level"], "scenes": a["scenes"],
+           "cloud_iou": float(np.nan_to_num(metrics.iou(a["cm2"])[1])), "labelled_pixels": int(a["cm2"].sum())}
+    if a["cm3"] is not None and a["cm3"].sum():
+        out["shadow_iou"] = float(np.nan_to_num(metrics.iou(a["cm3"])[contract.SHADOW]))
+    return out
 
 
 def _teacher_for(c: Candidate, s) -> str:
@@ -304,6 +328,32 @@ def tables(doc: dict) -> list[tuple[str, list[str], list[list[str]]]]:
                          for n in scene_names]] for name, r in agree]
         out.append(("Agreement with ukis-csmask (the U-Nets' teacher; same band count, the scene's level) on the same "
                     "pixels: agreement, NOT accuracy", ["model", *scene_names], rows))
+
+    acqs = sorted({g for r in models.values() for g in r.get("per_acquisition", {})})
+    if acqs:
+        lv = {g: a["level"] for r in models.values() for g, a in r.get("per_acquisition", {}).items()}
+        rows = [[name, *[(lambda a: "n/a" if a is None else _fmt(a["cloud_iou"]) + (
+            f" / {_fmt(a['shadow_iou'])}" if "shadow_iou" in a and not r["cloud_only"] else ""))(
+            r.get("per_acquisition", {}).get(g)) for g in acqs]] for name, r in models.items()]
+        out.append(("Per acquisition (pooled over its scenes): cloud IoU, and shadow IoU after the slash where "
+                    "labelled -- what the serving gate compares", ["model", *[f"{g} ({lv[g]})" for g in acqs]], rows))
+
+    ho = doc.get("held_out_real") or {}
+    if ho.get("models"):
+        sources = sorted({k for r in ho["models"].values() for k in r["cloud_iou_vs_source"]})
+        rows = [[name, str(r["acquisitions"]), _fmt(r["built_labels"]["cloud_iou"]),
+                 "n/a" if r.get("level") is None and name.startswith("DL-") else _fmt(r["built_labels"]["shadow_iou"]),
+                 *[_fmt(r["cloud_iou_vs_source"].get(k)) for k in sources]] for name, r in ho["models"].items()]
+        out.append((f"Held-out real acquisitions ({ho['acquisitions']} dates of {', '.join(ho['sites'])}; never trained "
+                    "on): IoU against the built labels, then cloud IoU against each source alone -- agreement, NOT "
+                    "accuracy (ukis-csmask and baseline-6b are among the voters)",
+                    ["model", "dates", "cloud IoU", "shadow IoU", *[f"cloud vs {k}" for k in sources]], rows))
+
+    if doc.get("gate"):
+        from cloudmask.evaluate import gate
+
+        out.append(("Serving gate: which model answers which band set and level", ["variant", "level", "served", "why"],
+                    gate.table(doc["gate"])))
     return out
 
 
@@ -351,7 +401,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"{len(regions)} held-out clear regions for false alarms: {', '.join(g.name for g in regions) or 'none found'}")
     doc = evaluate(scene_list, cands, chip=args.chip, overlap=args.overlap, batch=args.batch, out=args.out,
                    panels=not args.no_panels, clear_regions=regions)
+    if not args.no_heldout:
+        from cloudmask.evaluate import heldout
+
+        print("held-out real acquisitions (built labels, agreement not accuracy):")
+        doc["held_out_real"] = heldout.score(cands, chip=args.chip, overlap=args.overlap, batch=args.batch,
+                                             cache=args.out / "label_cache", log=lambda *a: None)
     doc["command"] = "cloudmask evaluate " + shlex.join(args.argv)  # set by both entry points, as for `train`
+    if args.gate:
+        from cloudmask.evaluate import gate
+
+        served = gate.served_versions(REPO / "models")
+        decision = gate.decide(doc["models"], doc.get("held_out_real", {}), served)
+        gate.write(args.gate, decision, doc["models"], doc.get("held_out_real", {}), doc["command"], served)
+        doc["gate"] = decision
+        print(f"wrote the serving gate's routes to {args.gate}")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "metrics.json").write_text(json.dumps(doc, indent=2, default=_json_default) + "\n")
     (args.out / "metrics.md").write_text(f"`{doc['command']}`\n\n" + markdown(doc))

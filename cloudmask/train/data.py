@@ -3,7 +3,9 @@
 A sample is one of:
 * a crop of a real clear scene with synthetic clouds and shadows (exact labels) — most samples;
 * a crop of a clear scene with no cloud at all (hard negatives: snow, bright soil, water stay "clear");
-* a crop of a real cloudy scene with the teacher's confident labels (255 = ignore elsewhere).
+* a crop of a real cloudy acquisition with labels built from independent sources (cloudmask.train.realclouds:
+  multi-temporal tests, algorithm masks, teachers; 255 = ignore) or the teacher's confident labels -- since v6
+  the main signal (P_TEACHER), sampled by how much they hold of the hard cases (partial cloud, shadow).
 Then processing-level shift (L1C <-> L2A), geometry and radiometry augmentations.
 
 Held-out split (model selection uses it, never ../shared/data/labelled): for clear scenes of at least
@@ -28,7 +30,7 @@ VAL_FRACTION = 0.25
 VAL_MIN_ROWS = 280
 VAL_PATCH = "S2A_MSIL2A_20170617T113321_36_85"
 CLASS_WEIGHTS = {CLEAR: 1.0, CLOUD: 1.5, SHADOW: 4.0}  # shadows are rarer and thinner (v1: 3.0)
-P_TEACHER = 0.3  # real clouds, confident teacher pixels only (v1: 0.15)
+P_TEACHER = 0.6  # real clouds with built labels: the main signal (v1: 0.15, v2-v5: 0.3 ukis-csmask labels only)
 P_NO_CLOUD = 0.25  # cloud-free crops: dark land and water must stay "clear" (v1-v4: 0.12)
 SNOW_WEIGHT = 4.0  # oversample the one snow scene (snow must stay "clear")
 
@@ -77,6 +79,19 @@ def _crop(rng: np.random.Generator, arr: np.ndarray, chip: int, label: np.ndarra
     return arr[y : y + chip, x : x + chip], None if label is None else label[y : y + chip, x : x + chip]
 
 
+def _real_weights(regions: list[Region]) -> np.ndarray:
+    """Real acquisitions: all-cloud and all-clear dates teach little that others do not; partial cloud, cloud
+    edges and shadows are what the synthetic data cannot teach, so they are drawn more often."""
+    w = []
+    for r in regions:
+        lab = r.label
+        n = max(1, int((lab != IGNORE).sum()))
+        cloud, shadow = (lab == CLOUD).sum() / n, (lab == SHADOW).sum() / n
+        w.append((0.25 + 4 * min(cloud, 1 - cloud) + 6 * shadow) * (n / lab.size))
+    w = np.asarray(w, np.float64) + 1e-6
+    return w / w.sum()
+
+
 def _weights(scenes: list[Region]) -> np.ndarray:
     w = np.array([np.sqrt(r.data.shape[0] * r.data.shape[1]) * (SNOW_WEIGHT if "snow" in r.scene.tags else 1.0)
                   for r in scenes])
@@ -85,13 +100,17 @@ def _weights(scenes: list[Region]) -> np.ndarray:
 
 class Sampler:
     def __init__(self, bands: tuple[str, ...], clear: list[Scene], cloudy: list[Scene] = (),
-                 teacher_labels: list[np.ndarray] = (), chip: int = 256):
+                 teacher_labels: list[np.ndarray] = (), chip: int = 256, real_val: list[tuple[Scene, np.ndarray]] = ()):
         self.bands = tuple(bands)
         self.chip = chip
         self.train, self.val = _split(clear, self.bands)
         if not self.train:
             raise ValueError(f"no clear scene carries bands {self.bands}")
         self.teacher = [Region(s, s.select(self.bands), lab) for s, lab in zip(cloudy, teacher_labels) if s.has(self.bands)]
+        self.w_teacher = _real_weights(self.teacher) if self.teacher else None
+        # whole acquisitions / sites that training never sees: part of the validation loss epochs are chosen on
+        self.real_val = [Region(s, s.select(self.bands), lab) for s, lab in real_val if s.has(self.bands)]
+        self.w_real_val = _real_weights(self.real_val) if self.real_val else None
         self.w_train = _weights(self.train)
         if not self.val:  # tiny inputs (tests): nothing large enough to hold out, validate on training scenes
             self.val = self.train
@@ -99,8 +118,15 @@ class Sampler:
 
     def sample(self, rng: np.random.Generator, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
         regions, weights = (self.train, self.w_train) if split == "train" else (self.val, self.w_val)
+        real = None
         if split == "train" and self.teacher and rng.random() < P_TEACHER:
-            r = self.teacher[int(rng.integers(len(self.teacher)))]
+            real = self.teacher, self.w_teacher
+        elif split == "val_real":
+            if not self.real_val:
+                raise ValueError("no held-out real acquisition carries bands " + ",".join(self.bands))
+            real = self.real_val, self.w_real_val
+        if real is not None:
+            r = real[0][int(rng.choice(len(real[0]), p=real[1]))]
             img, lab = _crop(rng, r.data, self.chip, r.label)
             img, _ = augment.to_level(rng, img, self.bands, r.scene.level)
         else:

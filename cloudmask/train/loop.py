@@ -169,10 +169,10 @@ def make_batches(sampler, seed: int, name: str, steps: int, batch: int, workers:
     return Batches()
 
 
-def build_sampler(contract: ModelContract, args, clear, cloudy, labels):
+def build_sampler(contract: ModelContract, args, clear, cloudy, labels, real_val=()):
     from cloudmask.train.data import Sampler
 
-    return Sampler(contract.bands, clear, cloudy, labels, chip=args.chip)
+    return Sampler(contract.bands, clear, cloudy, labels, chip=args.chip, real_val=real_val)
 
 
 def compile_model(model, lr: float, total_steps: int):
@@ -193,7 +193,8 @@ def compile_model(model, lr: float, total_steps: int):
     return model
 
 
-def train_variant(contract: ModelContract, args, clear, cloudy, labels, command: str) -> dict:
+def train_variant(contract: ModelContract, args, clear, cloudy, labels, command: str, real_val=(),
+                  real_summary=None) -> dict:
     tf, keras = _setup_backend(args.seed, args.threads)
     if args.export and tf is None:
         raise SystemExit("export writes a TensorFlow SavedModel: train with --workdir here, then run the same "
@@ -205,11 +206,13 @@ def train_variant(contract: ModelContract, args, clear, cloudy, labels, command:
     wd = Path(args.workdir) / contract.name
     wd.mkdir(parents=True, exist_ok=True)
     last, best, state_path = wd / "last.keras", wd / "best.keras", wd / "state.json"
-    sampler = build_sampler(contract, args, clear, cloudy, labels)
+    sampler = build_sampler(contract, args, clear, cloudy, labels, real_val)
 
-    # Held-out synthetic validation set: fixed, generated once from the held-out regions.
+    # Held-out validation set, fixed, generated once: synthetic clouds on the held-out clear regions, and as many
+    # batches again from the held-out real acquisitions (a whole site nobody trains on) when there are any.
     vr = batch_rng(args.seed, contract.name, "val")
-    vx, vy, vw = zip(*(sampler.batch(vr, args.batch, split="val") for _ in range(args.val_batches)))
+    splits = ["val"] * args.val_batches + (["val_real"] * args.val_batches if sampler.real_val else [])
+    vx, vy, vw = zip(*(sampler.batch(vr, args.batch, split=sp) for sp in splits))
     val = (np.concatenate(vx), np.concatenate(vy), np.concatenate(vw))
 
     state = {"epoch": 0, "best_val_loss": None, "best_epoch": None, "wall_time_s": 0.0}
@@ -277,12 +280,18 @@ def train_variant(contract: ModelContract, args, clear, cloudy, labels, command:
             "command": command, "commands": state.get("commands", [command]), "seed": args.seed, "epochs_run": state["epoch"], "epochs_requested": args.epochs,
             "steps_per_epoch": args.steps_per_epoch, "batch": args.batch, "chip": args.chip, "lr": args.lr,
             "best_epoch": state["best_epoch"], "best_val_loss": state["best_val_loss"],
-            "selection": "lowest loss on a held-out synthetic split (bottom 25% rows of large clear scenes + one "
-                         "BigEarthNet patch); ../shared/data/labelled never used",
+            "selection": "lowest loss on a held-out split: synthetic clouds on the bottom 25% rows of large clear "
+                         "scenes + one BigEarthNet patch" + (", and real acquisitions of held-out sites "
+                         f"({', '.join(sorted({s.name.rsplit('_', 1)[0] for s, _ in real_val}))}) with built labels"
+                         if real_val else "") + "; ../shared/data/labelled never used",
+            "real_clouds": real_summary,
             "wall_time_s": round(state["wall_time_s"], 1),
             "device": "; ".join(state.get("devices") or [_device(tf, keras, args.threads) + f", {platform.node()}"]),
             "architecture": "U-Net, stride-2 stem, depthwise-separable convs, widths 16/32/48/64, 4 downsamplings",
-            "teacher": None if args.no_teacher else "ukis-csmask 1.0.0 ONNX (model_4b_l2a / model_6b_l2a)",
+            "teacher": None if args.no_teacher else (
+                "labels built from independent sources where they agree (cloudmask.train.realclouds: multi-temporal "
+                "tests, Sen2Cor SCL, s2cloudless, ukis-csmask 1.0.0 6b L1C/L2A, baseline-6b) on real acquisitions; "
+                "ukis-csmask 4b L2A confident labels on the On Cloud N chips"),
             "teacher_min_conf": args.teacher_min_conf, "init_from": state.get("init_from"),
             "recipe_notes": Path(args.card_notes).read_text().strip() if getattr(args, "card_notes", None) else None, "tensorflow": tf.__version__, "keras": keras.__version__,
             "git_commit": _git_commit(),
@@ -299,6 +308,7 @@ def run(args: argparse.Namespace) -> int:
     if args.shared:
         os.environ["CLOUDMASK_SHARED"] = str(args.shared)
     command = "cloudmask train " + " ".join(shlex.quote(a) for a in getattr(args, "argv", sys.argv[1:]))
+    real_val, real_summary = [], None
     if args.bundle:
         from cloudmask.train.bundle import read_bundle
 
@@ -309,8 +319,16 @@ def run(args: argparse.Namespace) -> int:
         clear = sources.load_clear()
         cloudy, labels = [], []
         if not args.no_teacher:
-            cloudy = sources.load_cloudy()
+            from cloudmask.train import realclouds
+
+            # ukis-csmask labels for the 4-band On Cloud N chips; the DEA stack now comes with built labels
+            cloudy = [s for s in sources.load_cloudy() if s.source != "dea_wright_stack"]
             labels = pseudo_labels(cloudy, Path(args.workdir) / "teacher_cache", min_conf=args.teacher_min_conf)
+            real = realclouds.load_all(cache=Path(args.workdir) / "label_cache", threads=args.threads)
+            real_summary = realclouds.summary(real)
+            cloudy += [r.scene for r in real if not r.held_out]
+            labels += [r.label for r in real if not r.held_out]
+            real_val = [(r.scene, r.label) for r in real if r.held_out]
     if not clear:
         print(f"no clear scenes under {sources.shared_root()}/data/clear", file=sys.stderr)
         return 2
@@ -323,6 +341,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"clear scenes: {[s.name for s in clear]}\nteacher scenes: {len(cloudy)}", flush=True)
     variants = ["6b", "4b"] if args.variant == "both" else [args.variant]
-    results = [train_variant(VARIANTS[v], args, clear, cloudy, labels, command) for v in variants]
+    results = [train_variant(VARIANTS[v], args, clear, cloudy, labels, command, real_val, real_summary)
+               for v in variants]
     print(json.dumps(results, indent=2, default=str))
     return 0

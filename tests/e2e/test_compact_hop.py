@@ -42,7 +42,10 @@ def reference_mask(runners, path, batch=4, overlap=64) -> np.ndarray:
     hop: FP32 reflectance chips, the SavedModel, FP32 blending, argmax."""
     with rasterio.open(path) as src:
         data, nodata, names, tags = src.read(), src.nodata, src.descriptions, src.tags()
-    model = contract.choose(FAMILY, names)
+    from transformer import level
+
+    lvl = level.from_tags(tags) or level.from_bands(names) or contract.UNKNOWN_LEVEL  # the samples carry level tags
+    model = contract.route(FAMILY, names, lvl)
     data = data[[names.index(b) for b in model.bands]]
     offset = file_offset(tags) or 0.0
     image = scale_ops.to_reflectance(data, contract.DEFAULT_SCALE, offset, model.value_range)

@@ -64,9 +64,13 @@ def tif_bytes(data: np.ndarray, descriptions=None, nodata=0, crs="EPSG:32633", *
 
 
 def expected_model(path) -> str:
+    """The model the serving gate's routes give this file's bands and level (the samples carry level tags)."""
+    from transformer import level
+
     with rasterio.open(path) as src:
-        names = set(src.descriptions)
-    return contract.choose(FAMILY, names).name
+        names, tags = tuple(src.descriptions), src.tags()
+    lvl = level.from_tags(tags) or level.from_bands(names) or contract.UNKNOWN_LEVEL
+    return contract.route(FAMILY, names, lvl).name
 
 
 # -- the happy path -----------------------------------------------------------------------------

@@ -1,0 +1,107 @@
+"""Label builders (cloudmask.train.labels) on hand-made series and votes whose answer is known."""
+
+import numpy as np
+import pytest
+
+from cloudmask.contract import CLEAR, CLOUD, SHADOW
+from cloudmask.train import labels as lab
+
+BANDS = ("B02", "B03", "B04", "B08", "B11", "B12")
+GROUND = np.array([0.04, 0.06, 0.05, 0.30, 0.20, 0.10], np.float32)  # vegetation, surface reflectance
+
+
+def _series(t=8, h=20, w=20, seed=0):
+    rng = np.random.default_rng(seed)
+    s = np.broadcast_to(GROUND, (t, h, w, len(BANDS))).copy()
+    s *= rng.uniform(0.97, 1.03, size=s.shape).astype(np.float32)  # texture and sensor noise
+    return s, np.arange(t) * 5.0  # a date every five days
+
+
+def test_multitemporal_finds_a_known_cloud_and_shadow():
+    s, days = _series()
+    t = 4
+    s[t, 2:8, 2:8] = [0.35, 0.36, 0.37, 0.45, 0.35, 0.25]  # a white cloud
+    s[t, 12:18, 12:18] *= [0.55, 0.45, 0.4, 0.3, 0.3, 0.3]  # its shadow: darker everywhere, most in NIR/SWIR
+    out = lab.multitemporal(s, BANDS, days)
+    assert (out[t, 2:8, 2:8] == CLOUD).all()
+    assert (out[t, 12:18, 12:18] == SHADOW).all()
+    rest = np.ones((20, 20), bool)
+    rest[2:8, 2:8] = rest[12:18, 12:18] = False
+    assert (out[t][rest] == CLEAR).mean() > 0.95
+    others = np.delete(out, t, axis=0)
+    assert (others == CLEAR).mean() > 0.95  # the other dates are clear, and the cloudy one is not their reference
+
+
+def test_multitemporal_leaves_unsure_change_unlabelled():
+    s, days = _series()
+    s[3, :, :, 0] += 0.025  # blue brighter by less than a cloud, more than clear: haze or a change of ground
+    out = lab.multitemporal(s, BANDS, days)
+    assert (out[3] == lab.IGNORE).mean() > 0.95
+
+
+def test_harvest_is_not_cloud():
+    s, days = _series()
+    s[5:, :, :] = [0.08, 0.10, 0.12, 0.20, 0.30, 0.25]  # bare soil from date 5: brighter blue, darker NIR
+    out = lab.multitemporal(s, BANDS, days)
+    assert not (out[5] == CLOUD).any()
+
+
+def test_no_reference_far_in_time_is_ignore():
+    s, _ = _series(t=3)
+    out = lab.multitemporal(s, BANDS, np.array([0.0, 200.0, 400.0]), tests=lab.TemporalTests(max_gap_days=60))
+    assert (out == lab.IGNORE).all()
+
+
+def test_multitemporal_needs_its_bands():
+    s, days = _series()
+    with pytest.raises(ValueError, match="B08"):
+        lab.multitemporal(s[..., :3], BANDS[:3], days)
+
+
+def test_scl_mapping():
+    scl = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])
+    got = lab.scl_classes(scl)
+    I = lab.IGNORE  # noqa: E741
+    assert got.tolist() == [I, I, I, SHADOW, CLEAR, CLEAR, CLEAR, I, CLOUD, CLOUD, CLOUD, CLEAR]
+
+
+def test_bqa_bits():
+    clear = (1 << 5) | (1 << 7) | (1 << 11)  # low cloud, low shadow, low cirrus confidence
+    cloud = (1 << 4) | (3 << 5)
+    shadow = (1 << 5) | (3 << 7)
+    fill = 1
+    got = lab.bqa_classes(np.array([clear, cloud, shadow, fill, 0]))
+    assert got.tolist() == [CLEAR, CLOUD, SHADOW, lab.IGNORE, lab.IGNORE]
+
+
+def test_binary_cloud_with_probability_band():
+    got = lab.binary_cloud(np.array([1, 0, 1, 0]), np.array([0.9, 0.1, 0.4, 0.3]))
+    assert got.tolist() == [CLOUD, CLEAR, lab.IGNORE, lab.IGNORE]
+
+
+def test_confident():
+    p = np.array([[0.8, 0.1, 0.1], [0.4, 0.35, 0.25], [0.05, 0.05, 0.9]], np.float32)
+    assert lab.confident(p, 0.7).tolist() == [CLEAR, lab.IGNORE, SHADOW]
+
+
+def test_ensemble_weighted_majority():
+    I = lab.IGNORE  # noqa: E741
+    mt = np.array([CLOUD, CLOUD, CLOUD, SHADOW, I, CLEAR])
+    a = np.array([CLOUD, CLEAR, CLEAR, SHADOW, CLOUD, CLEAR])
+    b = np.array([I, CLEAR, CLEAR, CLEAR, CLOUD, CLEAR])
+    c = np.array([I, I, CLEAR, I, CLOUD, I])
+    got = lab.ensemble([mt, a, b, c], [2, 1, 1, 1], min_score=3)
+    # 0: temporal + one = 3; 1: 2 vs 2, a tie; 2: 2 vs 3 -> clear wins; 3: 3 vs 1; 4: three singles; 5: 4
+    assert got.tolist() == [CLOUD, I, CLEAR, SHADOW, CLOUD, CLEAR]
+
+
+def test_ensemble_cloud_only_source_does_not_vote_clear_over_shadow():
+    s2c = np.array([CLEAR, CLOUD])  # "not cloud" and "cloud"
+    mt = np.array([SHADOW, CLOUD])
+    got = lab.ensemble([mt, s2c], [2, 1], min_score=2, cloud_only=[False, True])
+    assert got.tolist() == [SHADOW, CLOUD]  # 2 + 0.5 for shadow beats 0.5 for clear
+
+
+def test_ensemble_shapes_must_match():
+    with pytest.raises(ValueError):
+        lab.ensemble([np.zeros(3), np.zeros(4)], [1, 1], 1)
