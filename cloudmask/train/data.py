@@ -100,8 +100,10 @@ def _weights(scenes: list[Region]) -> np.ndarray:
 
 class Sampler:
     def __init__(self, bands: tuple[str, ...], clear: list[Scene], cloudy: list[Scene] = (),
-                 teacher_labels: list[np.ndarray] = (), chip: int = 256, real_val: list[tuple[Scene, np.ndarray]] = ()):
+                 teacher_labels: list[np.ndarray] = (), chip: int = 256, real_val: list[tuple[Scene, np.ndarray]] = (),
+                 p_real: float = P_TEACHER):
         self.bands = tuple(bands)
+        self.p_real = p_real
         self.chip = chip
         self.train, self.val = _split(clear, self.bands)
         if not self.train:
@@ -119,7 +121,7 @@ class Sampler:
     def sample(self, rng: np.random.Generator, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
         regions, weights = (self.train, self.w_train) if split == "train" else (self.val, self.w_val)
         real = None
-        if split == "train" and self.teacher and rng.random() < P_TEACHER:
+        if split == "train" and self.teacher and rng.random() < self.p_real:
             real = self.teacher, self.w_teacher
         elif split == "val_real":
             if not self.real_val:

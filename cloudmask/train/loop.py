@@ -49,6 +49,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--export", type=Path, default=None, help="export root, e.g. models/ -> models/<name>/<version>/")
     p.add_argument("--version", default="1")
     p.add_argument("--teacher-min-conf", type=float, default=0.9)
+    p.add_argument("--p-real", type=float, default=None,
+                   help="share of training crops from real cloudy acquisitions (default data.P_TEACHER)")
     p.add_argument("--no-teacher", action="store_true", help="train on synthetic data only")
     p.add_argument("--shared", type=Path, default=None, help="shared data root (default $CLOUDMASK_SHARED or ../shared)")
     p.add_argument("--card-notes", type=Path, default=None,
@@ -172,7 +174,9 @@ def make_batches(sampler, seed: int, name: str, steps: int, batch: int, workers:
 def build_sampler(contract: ModelContract, args, clear, cloudy, labels, real_val=()):
     from cloudmask.train.data import Sampler
 
-    return Sampler(contract.bands, clear, cloudy, labels, chip=args.chip, real_val=real_val)
+    p_real = getattr(args, "p_real", None)
+    return Sampler(contract.bands, clear, cloudy, labels, chip=args.chip, real_val=real_val,
+                   **({} if p_real is None else {"p_real": p_real}))
 
 
 def compile_model(model, lr: float, total_steps: int):
@@ -292,7 +296,7 @@ def train_variant(contract: ModelContract, args, clear, cloudy, labels, command:
                 "labels built from independent sources where they agree (cloudmask.train.realclouds: multi-temporal "
                 "tests, Sen2Cor SCL, s2cloudless, ukis-csmask 1.0.0 6b L1C/L2A, baseline-6b) on real acquisitions; "
                 "ukis-csmask 4b L2A confident labels on the On Cloud N chips"),
-            "teacher_min_conf": args.teacher_min_conf, "init_from": state.get("init_from"),
+            "teacher_min_conf": args.teacher_min_conf, "p_real": getattr(args, "p_real", None), "init_from": state.get("init_from"),
             "recipe_notes": Path(args.card_notes).read_text().strip() if getattr(args, "card_notes", None) else None, "tensorflow": tf.__version__, "keras": keras.__version__,
             "git_commit": _git_commit(),
         }

@@ -47,12 +47,12 @@ def test_scene_without_bands_is_skipped():
         data.Sampler(BANDS_6, [_scene("rgbn", 64, 64, BANDS_4)], chip=32)
 
 
-def test_teacher_ignore_gets_zero_weight(monkeypatch):
+def test_teacher_ignore_gets_zero_weight():
     cloudy = _scene("cloudy", 48, 48, BANDS_4, seed=4)
     lab = np.full((48, 48), IGNORE, np.uint8)
     lab[:, :24] = 1
-    monkeypatch.setattr(data, "P_TEACHER", 1.0)  # force teacher samples to test their weighting
-    s = data.Sampler(BANDS_4, [_scene("a", 64, 64, BANDS_4)], [cloudy], [lab], chip=48)
+    # only real (teacher-labelled) samples, to test their weighting
+    s = data.Sampler(BANDS_4, [_scene("a", 64, 64, BANDS_4)], [cloudy], [lab], chip=48, p_real=1.0)
     x, y, w = s.batch(data.batch_rng(0), 4)
     for i in range(4):
         assert np.sum(w[i] == 0) == 48 * 24  # half the chip ignored, wherever the flips moved it

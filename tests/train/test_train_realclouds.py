@@ -1,0 +1,77 @@
+"""Real-cloud label building end to end on a hand-made worldcereal-like site (real teachers: ukis-csmask ONNX and
+the baseline SavedModel), and the Sampler's use of real acquisitions."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from cloudmask.contract import CLEAR, CLOUD, SHADOW
+from cloudmask.train import realclouds
+from cloudmask.train.data import Sampler, batch_rng
+from cloudmask.train.sources import Scene
+
+WC = realclouds.WC_BANDS
+GROUND_DN = np.array([400, 700, 500, 1200, 2000, 2400, 3000, 3100, 2000, 1000], np.uint16)  # vegetation
+CLOUD_DN = np.array([5000, 5000, 5100, 5200, 5300, 5300, 5400, 5400, 4300, 3300], np.uint16)
+
+
+def _site(root, name, t=6, h=64, w=64, cloudy=2):
+    d = root / "data" / "cloudy_unlabelled" / "worldcereal_ts"
+    d.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1)
+    dn = np.broadcast_to(GROUND_DN[None, :, None, None], (t, len(WC), h, w)).astype(np.float32)
+    dn = (dn * rng.uniform(0.97, 1.03, dn.shape)).astype(np.uint16)
+    dn[cloudy, :, 10:40, 10:40] = CLOUD_DN[:, None, None]
+    scl = np.full((t, h, w), 4, np.uint8)
+    scl[cloudy, 10:40, 10:40] = 9
+    np.save(d / f"{name}_image_dn.npy", dn)
+    np.save(d / f"{name}_scl.npy", scl)
+    dates = [f"2018-0{1 + i // 3}-{1 + 10 * (i % 3):02d}T10:00:00" for i in range(t)]
+    meta_path = d / "meta.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"sites": {}}
+    meta["sites"][name] = {"dates": dates}
+    meta_path.write_text(json.dumps(meta))
+    return dates
+
+
+def test_built_labels_find_the_cloud_and_hold_out_the_site(tmp_path, monkeypatch):
+    _site(tmp_path, "TRAINSITE")
+    _site(tmp_path, "0000280849BAC91C")  # the held-out site's id
+    items = realclouds.load_all(tmp_path, cache=tmp_path / "cache")
+    assert len(items) == 12
+    held = [it for it in items if it.held_out]
+    assert len(held) == 6 and all(it.site == "worldcereal_0000280849BAC91C" for it in held)
+    cloudy = [it for it in items if it.date == "2018-01-21" and it.site == "worldcereal_TRAINSITE"][0]
+    assert set(cloudy.votes) == {"multi-temporal", "ukis-csmask", "baseline-6b", "sen2cor-scl"}
+    core = cloudy.label[15:35, 15:35]
+    assert (core == CLOUD).mean() > 0.9  # the temporal tests, SCL and (at least) one teacher agree
+    clear_dates = [it for it in items if it.site == "worldcereal_TRAINSITE" and it is not cloudy]
+    assert all((it.label != CLOUD).all() for it in clear_dates)
+    assert np.mean([(it.label == CLEAR).mean() for it in clear_dates]) > 0.5
+    s = realclouds.summary(items)
+    assert s["worldcereal_ts"]["acquisitions"] == 6 and s["worldcereal_ts (held out)"]["acquisitions"] == 6
+    assert s["worldcereal_ts"]["cloud"] >= 0.9 * 20 * 20
+    # the cache answers a second build without running the teachers again, with the same labels
+    again = realclouds.load_all(tmp_path, cache=tmp_path / "cache")
+    assert all((a.label == b.label).all() for a, b in zip(items, again))
+
+
+def _scene(name, value, h=64, w=64):
+    return Scene(name, np.full((h, w, 6), value, np.float32), ("B02", "B03", "B04", "B08", "B11", "B12"), "L2A", "x")
+
+
+def test_sampler_draws_real_acquisitions_at_p_real_and_validates_on_held_out_ones():
+    bands = ("B02", "B03", "B04", "B08", "B11", "B12")
+    clear = [_scene("ground", 0.05, 300, 300)]
+    # all-shadow labels mark the real acquisition: synthetic crops are never shadow from edge to edge
+    real, lab = [_scene("real", 0.5)], [np.full((64, 64), SHADOW, np.uint8)]
+    held = [(_scene("held", 0.7), np.full((64, 64), CLOUD, np.uint8))]
+    s = Sampler(bands, clear, real, lab, chip=64, real_val=held, p_real=1.0)
+    _, y, _ = s.batch(batch_rng(0, "t"), 4)
+    assert (y == SHADOW).all()
+    _, y, _ = s.batch(batch_rng(0, "v"), 2, split="val_real")
+    assert (y == CLOUD).all()  # the held-out acquisition, never the training one
+    s0 = Sampler(bands, clear, real, lab, chip=64, p_real=0.0)
+    assert not any((s0.sample(batch_rng(1, i))[1] == SHADOW).all() for i in range(8))
