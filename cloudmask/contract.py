@@ -198,19 +198,47 @@ def load_routes(path: Path | str | None = None) -> dict:
     return doc.get("routes", {})
 
 
-_ROUTES: dict | None = None
+_ROUTES: dict[str, dict] = {}  # by the resolved path: a changed $CLOUDMASK_ROUTES is read anew
+
+
+def check_routes(routes: dict) -> None:
+    """Refuse a routing table that names an unknown model, or one of other bands than its variant (the transformer
+    calls this at start-up, so a bad table fails there and not as a 500 on every request)."""
+    if not isinstance(routes, dict):
+        raise ValueError(f"routes must be an object, got {type(routes).__name__}")
+    for family, variants in routes.items():
+        if family not in FAMILIES or not isinstance(variants, dict):
+            raise ValueError(f"routes: unknown family {family!r}")
+        for variant, table in variants.items():
+            v = CONTRACTS.get(variant)
+            if v is None or not isinstance(table, dict):
+                raise ValueError(f"routes: unknown variant {variant!r}")
+            for level, name in table.items():
+                if level not in (*LEVELS, UNKNOWN_LEVEL):
+                    raise ValueError(f"routes: {variant}: unknown level {level!r}")
+                if name not in CONTRACTS or CONTRACTS[name].bands != v.bands:
+                    raise ValueError(f"routes: {variant} at {level} names {name!r}, not a model of the same bands")
+
+
+def active_routes() -> dict:
+    """The routing table in force (load_routes, checked, cached by path)."""
+    import os
+
+    key = str(Path(os.environ.get("CLOUDMASK_ROUTES") or ROUTES_FILE).resolve())
+    if key not in _ROUTES:
+        r = load_routes()
+        check_routes(r)
+        _ROUTES[key] = r
+    return _ROUTES[key]
 
 
 def route(family: str, available, level: str = UNKNOWN_LEVEL, routes: dict | None = None) -> ModelContract | None:
     """The model that answers an input of `family` carrying bands `available` at processing `level`, or None."""
-    global _ROUTES
     variant = choose(family, available)
     if variant is None:
         return None
     if routes is None:
-        if _ROUTES is None:
-            _ROUTES = load_routes()
-        routes = _ROUTES
+        routes = active_routes()
     table = routes.get(family, {}).get(variant.name) or {}
     name = table.get(level) or table.get(UNKNOWN_LEVEL) or variant.name
     chosen = CONTRACTS.get(name)

@@ -22,9 +22,11 @@ from cloudmask.contract import LEVELS, UNKNOWN_LEVEL
 from .errors import BadInput
 
 DARK_BLUE_L2A = 0.03
-_L1C_WORDS = ("1C", "L1C", "LEVEL-1C", "LEVEL1C", "S2MSI1C", "MSIL1C", "TOA")
-_L2A_WORDS = ("2A", "L2A", "LEVEL-2A", "LEVEL2A", "S2MSI2A", "MSIL2A", "BOA", "SR")
-_LEVEL_TAGS = ("PROCESSING_LEVEL", "PRODUCT_TYPE", "LEVEL", "PROCESSINGLEVEL", "PRODUCTTYPE")
+_L1C_WORDS = ("L1C", "LEVEL-1C", "LEVEL1C", "S2MSI1C", "MSIL1C", "TOA")
+_L2A_WORDS = ("L2A", "LEVEL-2A", "LEVEL2A", "S2MSI2A", "MSIL2A", "BOA")
+# specific keys only: a generic LEVEL tag may be anything (a pyramid level, a quality level)
+_LEVEL_TAGS = ("PROCESSING_LEVEL", "PRODUCT_TYPE", "PROCESSINGLEVEL", "PRODUCTTYPE")
+_TAG_WORDS = {"L1C", "LEVEL-1C", "LEVEL1C", "S2MSI1C", "MSIL1C", "L2A", "LEVEL-2A", "LEVEL2A", "S2MSI2A", "MSIL2A"}
 _L2A_ONLY_TAGS = ("BOA_ADD_OFFSET", "BOA_QUANTIFICATION_VALUE", "BOA_QUANTIFICATION_VALUE_1")
 
 
@@ -37,9 +39,9 @@ def parse(value) -> str | None:
     if str(value).strip().lower() == UNKNOWN_LEVEL:
         return UNKNOWN_LEVEL
     word = str(value).strip().upper().replace("_", "-")
-    if word in _L1C_WORDS or word.endswith("1C"):
+    if word in _L1C_WORDS:
         return "L1C"
-    if word in _L2A_WORDS or word.endswith("2A"):
+    if word in _L2A_WORDS:
         return "L2A"
     raise BadInput(f"level must be one of {', '.join(LEVELS)} (or Level-1C / Level-2A, S2MSI1C / S2MSI2A), "
                    f"{UNKNOWN_LEVEL} or auto, got {value!r}")
@@ -49,7 +51,7 @@ def from_tags(tags: dict) -> str | None:
     """The level the file's metadata states, or None."""
     upper = {str(k).upper(): v for k, v in (tags or {}).items()}
     for key in _LEVEL_TAGS:
-        if key in upper:
+        if key in upper and str(upper[key]).strip().upper().replace("_", "-") in _TAG_WORDS:
             try:
                 lvl = parse(upper[key])
                 if lvl in LEVELS:

@@ -126,6 +126,7 @@ class CloudMaskTransformer(Model):
         if hop_probabilities not in HOP_PROBABILITIES:
             raise ValueError(f"hop_probabilities must be one of {sorted(HOP_PROBABILITIES)}, got {hop_probabilities!r}")
         self.hop_probabilities = hop_probabilities
+        contract.active_routes()  # a bad routing table fails start-up, not every request
         self._grpc_infer = None
         self.ready = True
 

@@ -42,3 +42,21 @@ def test_load_routes_from_env(tmp_path, monkeypatch):
     assert contract.load_routes(p) == ROUTES
     monkeypatch.setenv("CLOUDMASK_ROUTES", str(p))
     assert contract.load_routes() == ROUTES
+
+
+@pytest.mark.parametrize("bad", [[], {"nofamily": {}}, {"cloudmask": {"cloudmask-6b": {"L3": "baseline-6b"}}},
+                                 {"cloudmask": {"cloudmask-6b": {"L1C": "nomodel"}}},
+                                 {"cloudmask": {"cloudmask-4b": {"L1C": "baseline-6b"}}}])
+def test_check_routes_refuses_bad_tables(bad):
+    with pytest.raises(ValueError, match="routes"):
+        contract.check_routes(bad)
+
+
+def test_active_routes_follow_the_env(tmp_path, monkeypatch):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps({"routes": ROUTES}))
+    b.write_text(json.dumps({"routes": {}}))
+    monkeypatch.setenv("CLOUDMASK_ROUTES", str(a))
+    assert contract.route("cloudmask", contract.BANDS_6, "L1C").name == "baseline-6b"
+    monkeypatch.setenv("CLOUDMASK_ROUTES", str(b))
+    assert contract.route("cloudmask", contract.BANDS_6, "L1C").name == "cloudmask-6b"

@@ -15,7 +15,7 @@ def test_parse(text, want):
     assert level.parse(text) == want
 
 
-@pytest.mark.parametrize("bad", ["L3", "level-9", "banana"])
+@pytest.mark.parametrize("bad", ["L3", "level-9", "banana", "21C", "XX2A", "SR"])
 def test_parse_refuses(bad):
     with pytest.raises(BadInput, match="level must be"):
         level.parse(bad)
@@ -27,6 +27,8 @@ def test_tags():
     assert level.from_tags({"BOA_ADD_OFFSET": "-1000"}) == "L2A"
     assert level.from_tags({"PRODUCT_TYPE": "S2MSI", "BOA_QUANTIFICATION_VALUE": "10000"}) == "L2A"
     assert level.from_tags({"AREA_OR_POINT": "Area"}) is None
+    assert level.from_tags({"LEVEL": "2A"}) is None  # a generic tag says nothing of Sentinel-2 processing
+    assert level.from_tags({"PRODUCT_TYPE": "SR"}) is None
 
 
 def test_bands_b10_means_l1c():
