@@ -14,12 +14,13 @@ Plain numpy, nothing here reads files or runs a model:
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 
 from cloudmask.contract import CLEAR, CLOUD, SHADOW
 
-IGNORE = 255
+IGNORE = 255  # not labelled: the training loss skips it
 N_CLASSES = 3
 
 
@@ -72,12 +73,9 @@ def clear_reference(series: np.ndarray, days: np.ndarray, t: int, candidates: np
     picked = np.take_along_axis(series, order[..., None], axis=0).astype(np.float32)  # (k, H, W, B)
     usable = np.isfinite(np.take_along_axis(d, order, axis=0))
     picked[~usable] = np.nan
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels: no reference, stays NaN
-            return np.nanmedian(picked, axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels: no reference, stays NaN
+        return np.nanmedian(picked, axis=0)
 
 
 def temporal_tests(x: np.ndarray, ref: np.ndarray, bands: tuple[str, ...],

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cloudmask.train.labels import IGNORE, confident
 from cloudmask.train.sources import Scene
-
-IGNORE = 255
 UKIS_BANDS = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08", "swir16": "B11", "swir22": "B12"}
 
 
@@ -74,9 +73,7 @@ def teacher_probabilities(scene: Scene, factor: int = 1, threads: int = 2) -> np
 
 
 def confident_labels(probs: np.ndarray, min_conf: float) -> np.ndarray:
-    lab = probs.argmax(axis=-1).astype(np.uint8)
-    lab[probs.max(axis=-1) < min_conf] = IGNORE
-    return lab
+    return confident(probs, min_conf)
 
 
 def pseudo_labels(scenes: list[Scene], cache_dir: Path, min_conf: float = 0.9, factor: int = 1) -> list[np.ndarray]:
