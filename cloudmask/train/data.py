@@ -24,7 +24,7 @@ import numpy as np
 from cloudmask.contract import CLEAR, CLOUD, SHADOW
 from cloudmask.train import augment, synth
 from cloudmask.train.sources import Scene
-from cloudmask.train.teacher import IGNORE
+from cloudmask.train.labels import IGNORE
 
 VAL_FRACTION = 0.25
 VAL_MIN_ROWS = 280

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cloudmask.train.labels import IGNORE, confident
+from cloudmask.train.labels import IGNORE, confident  # noqa: F401  (IGNORE is read as teacher.IGNORE too)
 from cloudmask.train.sources import Scene
 UKIS_BANDS = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08", "swir16": "B11", "swir22": "B12"}
 
