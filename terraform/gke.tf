@@ -143,61 +143,52 @@ resource "google_container_cluster" "this" {
   depends_on = [google_project_service.this, google_project_iam_member.nodes_default]
 }
 
-resource "google_container_node_pool" "system" {
-  name           = "system"
-  cluster        = google_container_cluster.this.id
-  location       = var.region
-  node_locations = local.node_zones
-
-  autoscaling {
-    total_min_node_count = var.system_pool.min_nodes
-    total_max_node_count = var.system_pool.max_nodes
-    location_policy      = "BALANCED"
-  }
-
-  management {
-    auto_repair  = true
-    auto_upgrade = true
-  }
-
-  upgrade_settings {
-    max_surge       = 1
-    max_unavailable = 0
-  }
-
-  node_config {
-    machine_type    = var.system_pool.machine_type
-    disk_size_gb    = var.system_pool.disk_size_gb
-    disk_type       = "pd-balanced"
-    image_type      = "COS_CONTAINERD"
-    service_account = google_service_account.nodes.email
-    oauth_scopes    = ["https://www.googleapis.com/auth/cloud-platform"]
-    metadata        = local.node_metadata
-    tags            = [local.node_tag]
-    resource_labels = var.labels
-    labels          = { "cloudmask.io/pool" = "system" }
-
-    shielded_instance_config {
-      enable_secure_boot          = true
-      enable_integrity_monitoring = true
+# The node pools, written once: what differs between them is in local.node_pools, the rest
+# (autoscaling, management, surge upgrades, the hardened node config) is the same for all.
+locals {
+  pool_specs = {
+    # cert-manager, Knative, Kourier, KServe controller
+    system = {
+      settings        = var.system_pool
+      zones           = local.node_zones
+      location_policy = "BALANCED"
+      accelerators    = []
+      taints          = []
     }
-
-    workload_metadata_config {
-      mode = "GKE_METADATA"
+    # transformer and predictor pods (the manifests' nodeSelector cloudmask.io/pool=inference)
+    inference = {
+      settings        = var.inference_pool
+      zones           = local.node_zones
+      location_policy = "ANY" # take capacity wherever it is when Knative scales out
+      accelerators    = []
+      taints          = []
+    }
+    # Optional: only the predictor of the prod overlay with components/gpu (nodeSelector
+    # cloudmask.io/pool=gpu plus a toleration) lands here; the taint keeps every other Pod off
+    # the expensive nodes.
+    gpu = {
+      settings        = var.gpu_pool
+      zones           = local.gpu_zones
+      location_policy = "ANY"
+      accelerators    = [{ type = var.gpu_pool.accelerator_type, count = var.gpu_pool.accelerators_per_node }]
+      taints          = [{ key = "nvidia.com/gpu", value = "present", effect = "NO_SCHEDULE" }]
     }
   }
+  node_pools = { for name, pool in local.pool_specs : name => pool if name != "gpu" || var.gpu_pool.enabled }
 }
 
-resource "google_container_node_pool" "inference" {
-  name           = "inference"
+resource "google_container_node_pool" "this" {
+  for_each = local.node_pools
+
+  name           = each.key
   cluster        = google_container_cluster.this.id
   location       = var.region
-  node_locations = local.node_zones
+  node_locations = each.value.zones
 
   autoscaling {
-    total_min_node_count = var.inference_pool.min_nodes
-    total_max_node_count = var.inference_pool.max_nodes
-    location_policy      = "ANY" # take capacity wherever it is when Knative scales out
+    total_min_node_count = each.value.settings.min_nodes
+    total_max_node_count = each.value.settings.max_nodes
+    location_policy      = each.value.location_policy
   }
 
   management {
@@ -211,8 +202,8 @@ resource "google_container_node_pool" "inference" {
   }
 
   node_config {
-    machine_type    = var.inference_pool.machine_type
-    disk_size_gb    = var.inference_pool.disk_size_gb
+    machine_type    = each.value.settings.machine_type
+    disk_size_gb    = each.value.settings.disk_size_gb
     disk_type       = "pd-balanced"
     image_type      = "COS_CONTAINERD"
     service_account = google_service_account.nodes.email
@@ -220,70 +211,27 @@ resource "google_container_node_pool" "inference" {
     metadata        = local.node_metadata
     tags            = [local.node_tag]
     resource_labels = var.labels
-    labels          = { "cloudmask.io/pool" = "inference" }
+    labels          = { "cloudmask.io/pool" = each.key }
 
-    shielded_instance_config {
-      enable_secure_boot          = true
-      enable_integrity_monitoring = true
-    }
+    dynamic "guest_accelerator" {
+      for_each = each.value.accelerators
+      content {
+        type  = guest_accelerator.value.type
+        count = guest_accelerator.value.count
 
-    workload_metadata_config {
-      mode = "GKE_METADATA"
-    }
-  }
-}
-
-# Optional: only the predictor of the prod overlay (nodeSelector cloudmask.io/pool=gpu plus a
-# toleration) lands here; the taint keeps every other Pod off the expensive nodes.
-resource "google_container_node_pool" "gpu" {
-  count = var.gpu_pool.enabled ? 1 : 0
-
-  name           = "gpu"
-  cluster        = google_container_cluster.this.id
-  location       = var.region
-  node_locations = local.gpu_zones
-
-  autoscaling {
-    total_min_node_count = var.gpu_pool.min_nodes
-    total_max_node_count = var.gpu_pool.max_nodes
-    location_policy      = "ANY"
-  }
-
-  management {
-    auto_repair  = true
-    auto_upgrade = true
-  }
-
-  upgrade_settings {
-    max_surge       = 1
-    max_unavailable = 0
-  }
-
-  node_config {
-    machine_type    = var.gpu_pool.machine_type
-    disk_size_gb    = var.gpu_pool.disk_size_gb
-    disk_type       = "pd-balanced"
-    image_type      = "COS_CONTAINERD"
-    service_account = google_service_account.nodes.email
-    oauth_scopes    = ["https://www.googleapis.com/auth/cloud-platform"]
-    metadata        = local.node_metadata
-    tags            = [local.node_tag]
-    resource_labels = var.labels
-    labels          = { "cloudmask.io/pool" = "gpu" }
-
-    guest_accelerator {
-      type  = var.gpu_pool.accelerator_type
-      count = var.gpu_pool.accelerators_per_node
-
-      gpu_driver_installation_config {
-        gpu_driver_version = "LATEST" # GKE installs the driver matching the node image
+        gpu_driver_installation_config {
+          gpu_driver_version = "LATEST" # GKE installs the driver matching the node image
+        }
       }
     }
 
-    taint {
-      key    = "nvidia.com/gpu"
-      value  = "present"
-      effect = "NO_SCHEDULE"
+    dynamic "taint" {
+      for_each = each.value.taints
+      content {
+        key    = taint.value.key
+        value  = taint.value.value
+        effect = taint.value.effect
+      }
     }
 
     shielded_instance_config {
@@ -295,4 +243,21 @@ resource "google_container_node_pool" "gpu" {
       mode = "GKE_METADATA"
     }
   }
+}
+
+# The pools were three resources before; these keep an existing state's pools (no destroy and
+# re-create of the nodes) when it is planned with this configuration.
+moved {
+  from = google_container_node_pool.system
+  to   = google_container_node_pool.this["system"]
+}
+
+moved {
+  from = google_container_node_pool.inference
+  to   = google_container_node_pool.this["inference"]
+}
+
+moved {
+  from = google_container_node_pool.gpu[0]
+  to   = google_container_node_pool.this["gpu"]
 }

@@ -38,7 +38,7 @@ resource "kubernetes_namespace_v1" "serving" {
     }
   }
 
-  depends_on = [google_container_node_pool.system]
+  depends_on = [google_container_node_pool.this]
 }
 
 resource "helm_release" "cert_manager" {
@@ -55,7 +55,7 @@ resource "helm_release" "cert_manager" {
     crds = { enabled = true }
   })]
 
-  depends_on = [google_container_node_pool.system, google_compute_firewall.control_plane_to_webhooks]
+  depends_on = [google_container_node_pool.this, google_compute_firewall.control_plane_to_webhooks]
 }
 
 resource "helm_release" "knative_operator" {
@@ -68,7 +68,7 @@ resource "helm_release" "knative_operator" {
   wait             = true
   timeout          = 600
 
-  depends_on = [google_container_node_pool.system, google_compute_firewall.control_plane_to_webhooks]
+  depends_on = [google_container_node_pool.this, google_compute_firewall.control_plane_to_webhooks]
 }
 
 # A KnativeServing resource (local chart, so it is applied after the operator's CRDs exist)

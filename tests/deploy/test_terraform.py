@@ -341,25 +341,50 @@ def test_vpc_secondary_ranges_and_cloud_nat(tf):
     assert resources(tf, "google_compute_router") and resources(tf, "google_compute_router_nat")
 
 
-def test_node_pools_autoscaled_hardened_and_gpu_optional(tf):
+def test_node_pools_written_once_autoscaled_hardened_and_gpu_optional(tf):
+    """One google_container_node_pool over local.node_pools (for_each): the pools differ only in
+    their entry of local.pool_specs; the shared body is hardened once for all of them."""
     pools = resources(tf, "google_container_node_pool")
-    assert {"system", "inference", "gpu"} <= set(pools)
-    for name, pool in pools.items():
-        assert _blocks(pool, "autoscaling"), f"{name}: no autoscaling"
-        mgmt = _one(pool["management"])
-        assert _one(mgmt["auto_repair"]) is True and _one(mgmt["auto_upgrade"]) is True, name
-        node = _one(pool["node_config"])
-        shielded = _one(node["shielded_instance_config"])
-        assert _one(shielded["enable_secure_boot"]) is True, name
-        assert _one(_one(node["workload_metadata_config"])["mode"]) == "GKE_METADATA", name
-    gpu = pools["gpu"]
-    assert "var.gpu_pool.enabled" in _one(gpu["count"])
-    node = _one(gpu["node_config"])
-    taints = [{k: _one(v) for k, v in t.items()} for t in _blocks(node, "taint")]
-    assert {"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"} in [
-        {k: t[k] for k in ("key", "value", "effect")} for t in taints
-    ]
-    assert _blocks(node, "guest_accelerator")
+    assert set(pools) == {"this"}, "one pool resource, for_each over the specs"
+    pool = pools["this"]
+    assert _one(pool["for_each"]) == "${local.node_pools}"
+    assert _one(pool["name"]) == "${each.key}"
+    assert _blocks(pool, "autoscaling")
+    mgmt = _one(pool["management"])
+    assert _one(mgmt["auto_repair"]) is True and _one(mgmt["auto_upgrade"]) is True
+    node = _one(pool["node_config"])
+    assert _one(_one(node["shielded_instance_config"])["enable_secure_boot"]) is True
+    assert _one(_one(node["workload_metadata_config"])["mode"]) == "GKE_METADATA"
+    assert _one(node["image_type"]) == "COS_CONTAINERD"
+    # the pool label the manifests' nodeSelectors name is the spec's key
+    assert _one(node["labels"]) == {"cloudmask.io/pool": "${each.key}"}
+    dynamic = {k: v for d in node.get("dynamic", []) for k, v in d.items()}
+    assert _one(dynamic["taint"]["for_each"]) == "${each.value.taints}"
+    assert _one(dynamic["guest_accelerator"]["for_each"]) == "${each.value.accelerators}"
+
+    specs = locals_(tf)["pool_specs"]
+    assert set(specs) == {"system", "inference", "gpu"}
+    for name in ("system", "inference"):
+        assert specs[name]["settings"] == f"${{var.{name}_pool}}"
+        assert specs[name]["taints"] == [] and specs[name]["accelerators"] == [], name
+    gpu = specs["gpu"]
+    assert gpu["settings"] == "${var.gpu_pool}"
+    assert {"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"} in gpu["taints"]
+    assert gpu["accelerators"] and gpu["zones"] == "${local.gpu_zones}"
+    # the GPU pool exists only when enabled
+    selected = locals_(tf)["node_pools"]
+    assert "local.pool_specs" in selected and "var.gpu_pool.enabled" in selected, selected
+
+
+def test_node_pools_moved_from_their_old_addresses(tf):
+    """An existing state keeps its pools: each old address is moved to its for_each key."""
+    moved = {_one(m["from"]): _one(m["to"]) for m in tf.get("moved", [])}
+    assert moved == {
+        "${google_container_node_pool.system}": '${google_container_node_pool.this["system"]}',
+        "${google_container_node_pool.inference}": '${google_container_node_pool.this["inference"]}',
+        "${google_container_node_pool.gpu[0]}": '${google_container_node_pool.this["gpu"]}',
+    }
+    assert set(locals_(tf)["pool_specs"]) == {m.split('"')[1] for m in moved.values()}
 
 
 def test_registry_and_model_bucket(tf):
