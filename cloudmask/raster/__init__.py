@@ -1,0 +1,1 @@
+"""Raster library of the cloudmask service: decode, read by reference, write masks."""
