@@ -10,7 +10,14 @@ No Kubernetes API server, KServe or Knative runs here, so nothing is applied. Wh
   copied from the InferenceService, its annotations carried over as KServe does);
 - KServe's own translation to Knative (fields -> autoscaling.knative.dev/* annotations, flags it
   appends to the transformer) is restated from its source and checked against the overlays;
-- the flags in the manifests are parsed by the real `python -m predictor|transformer` parsers.
+- the flags in the manifests are parsed by the real `python -m predictor|transformer` parsers;
+- who may reach which pod: the predictor's cluster-local label is followed through KServe's
+  label handling (restated from its source) onto its Knative Service only, and the
+  NetworkPolicies are evaluated by a small restatement of Kubernetes' NetworkPolicy rules
+  (podSelector / namespaceSelector, policies adding up) on a matrix of callers;
+- the optional auth component (Istio RequestAuthentication + AuthorizationPolicy) renders onto
+  prod and is checked against the fields of Istio's security API restated as a closed schema
+  (Istio's CRDs are not at hand), selecting the transformer's pods and no others.
 """
 
 from __future__ import annotations
@@ -89,11 +96,26 @@ def _with_gpu(tmp_path_factory) -> list[dict]:
     return kustomize(where)
 
 
+def _with_component(tmp_path_factory, component: str) -> list[dict]:
+    """prod plus components/<component>, through a throwaway kustomization as the guide says to add it."""
+    where = tmp_path_factory.mktemp(f"prod-{component}")
+    (where / "kustomization.yaml").write_text(yaml.safe_dump({
+        "resources": [os.path.relpath(KSERVE / "overlays" / "prod", where)],
+        "components": [os.path.relpath(KSERVE / "components" / component, where)],
+    }))
+    return kustomize(where)
+
+
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory) -> dict[str, list[dict]]:
     out = {name: kustomize(KSERVE / "overlays" / name) for name in OVERLAYS}
     out["prod+gpu"] = _with_gpu(tmp_path_factory)
     return out
+
+
+@pytest.fixture(scope="module")
+def with_auth(tmp_path_factory) -> list[dict]:
+    return _with_component(tmp_path_factory, "auth")
 
 
 def isvc_of(docs: list[dict]) -> dict:
@@ -532,3 +554,218 @@ def test_every_checkov_skip_is_justified_and_needed(rendered, checkov_results):
                     if "unsuppressed" in f["resource"]}
     # Without its annotation each skipped check fails, and nothing else does.
     assert unsuppressed == set(skips)
+
+
+# --- who can reach what ------------------------------------------------------------------------
+# No cluster here: what KServe, Knative and the NetworkPolicy enforcer would do with the
+# manifests is restated from their sources and documentation, and checked on the rendered output.
+
+VISIBILITY = "networking.knative.dev/visibility"  # Knative: this label on a Service makes it cluster-local
+KSERVE_VISIBILITY = "networking.kserve.io/visibility"  # KServe: on an InferenceService, closes all of it
+
+
+def ksvc_labels(isvc: dict, component: str) -> tuple[dict, dict]:
+    """(labels of the component's Knative Service, labels of its revision template), restated
+    from KServe: the component's ObjectMeta labels are the union of the InferenceService's labels,
+    the component's and KServe's own (buildObjectMeta in components/predictor.go, likewise for the
+    transformer); createKnativeService (reconcilers/knative/ksvc_reconciler.go) puts them all on
+    the Service, and on the revision template all but RevisionTemplateLabelDisallowedList
+    (constants.go: the visibility label, which Knative refuses there)."""
+    labels = {**isvc["metadata"].get("labels", {}), **isvc["spec"][component].get("labels", {}),
+              "serving.kserve.io/inferenceservice": isvc["metadata"]["name"], "component": component}
+    return labels, {k: v for k, v in labels.items() if k != VISIBILITY}
+
+
+@pytest.mark.parametrize("overlay", [*OVERLAYS, "prod+gpu"])
+def test_only_the_predictor_is_cluster_local(rendered, overlay):
+    isvc = isvc_of(rendered[overlay])
+    pred_service, pred_template = ksvc_labels(isvc, "predictor")
+    trans_service, _ = ksvc_labels(isvc, "transformer")
+    assert pred_service[VISIBILITY] == "cluster-local"
+    assert VISIBILITY not in pred_template  # the label goes on the Service only
+    # the transformer keeps the public route; nothing closes the whole InferenceService
+    assert VISIBILITY not in trans_service
+    assert KSERVE_VISIBILITY not in isvc["metadata"].get("labels", {})
+    assert KSERVE_VISIBILITY not in isvc["metadata"].get("annotations", {})
+
+
+def _matches(selector: dict, labels: dict) -> bool:
+    """A LabelSelector: {} selects everything; only matchLabels is used in kserve/ (asserted)."""
+    assert set(selector) <= {"matchLabels"}, f"selector form not restated here: {selector}"
+    return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+
+
+def ingress_allowed(policies: list[dict], dst: dict, src: dict) -> bool:
+    """Whether `src` may open a connection to `dst` under `policies` (ingress), restated from
+    Kubernetes' NetworkPolicy semantics: a pod that no policy with policyTypes Ingress selects
+    accepts everything; a selected pod accepts a peer that some `from` entry of some selecting
+    policy matches (policies add up). A `from` entry with only podSelector matches pods of the
+    policy's own namespace; with only namespaceSelector, every pod of the matching namespaces.
+    dst/src: {"namespace": ..., "labels": {...}}; a namespace's labels are its
+    kubernetes.io/metadata.name, which the API server sets on every namespace."""
+    selecting = [p for p in policies
+                 if p["metadata"]["namespace"] == dst["namespace"] and "Ingress" in p["spec"]["policyTypes"]
+                 and _matches(p["spec"]["podSelector"], dst["labels"])]
+    if not selecting:
+        return True
+    ns_labels = {"kubernetes.io/metadata.name": src["namespace"]}
+    for p in selecting:
+        for rule in p["spec"].get("ingress", []):
+            assert set(rule) == {"from"}, "port-restricted rules are not restated here"
+            for peer in rule["from"]:
+                assert set(peer) <= {"podSelector", "namespaceSelector"}, peer
+                if "namespaceSelector" in peer:
+                    ns_ok = _matches(peer["namespaceSelector"], ns_labels)
+                else:
+                    ns_ok = src["namespace"] == p["metadata"]["namespace"]
+                if ns_ok and _matches(peer.get("podSelector", {}), src["labels"]):
+                    return True
+    return False
+
+
+def _pod(namespace: str, **labels) -> dict:
+    return {"namespace": namespace, "labels": labels}
+
+
+def test_ingress_allowed_restates_the_rules():
+    """The restatement on policies whose answers Kubernetes' documentation spells out."""
+    deny = {"metadata": {"namespace": "a"}, "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}}
+    same_ns = {"metadata": {"namespace": "a"}, "spec": {"podSelector": {"matchLabels": {"app": "x"}},
+               "policyTypes": ["Ingress"], "ingress": [{"from": [{"podSelector": {"matchLabels": {"role": "c"}}}]}]}}
+    x, client = _pod("a", app="x"), _pod("a", role="c")
+    assert ingress_allowed([], x, _pod("b"))  # no policy: open
+    assert not ingress_allowed([deny], x, client)  # default deny
+    assert ingress_allowed([deny, same_ns], x, client)  # policies add up
+    assert not ingress_allowed([deny, same_ns], x, _pod("b", role="c"))  # podSelector alone: own namespace
+    assert not ingress_allowed([deny, same_ns], _pod("a", app="y"), client)
+
+
+def _policies(docs: list[dict]) -> list[dict]:
+    return [d for d in docs if d["kind"] == "NetworkPolicy"]
+
+
+@pytest.mark.parametrize("overlay", [*OVERLAYS, "prod+gpu"])
+def test_only_the_transformer_and_the_data_plane_reach_the_predictor(rendered, overlay):
+    docs = rendered[overlay]
+    isvc = isvc_of(docs)
+    pods = {p["metadata"]["labels"]["component"]: _pod(p["metadata"]["namespace"], **p["metadata"]["labels"])
+            for p in pods_from(isvc)}
+    policies = _policies(docs)
+    predictor, transformer = pods["predictor"], pods["transformer"]
+    data_plane = [_pod("knative-serving", app="3scale-kourier-gateway"), _pod("knative-serving", app="activator"),
+                  _pod("knative-serving", app="autoscaler"), _pod("kourier-system", app="3scale-kourier-gateway")]
+    for caller in [transformer, *data_plane]:
+        assert ingress_allowed(policies, predictor, caller), caller
+    outsiders = [
+        _pod("cloudmask", app="debug"),  # any other pod of the namespace
+        _pod("cloudmask", component="transformer"),  # a transformer of another InferenceService
+        _pod("default", **transformer["labels"]),  # the transformer's labels, elsewhere
+        _pod("istio-system", app="istio-ingressgateway"), _pod("kserve", control_plane="kserve-controller-manager"),
+    ]
+    for caller in outsiders:
+        assert not ingress_allowed(policies, predictor, caller), caller
+    # the transformer: the data plane only (every request comes through Kourier or the activator)
+    for caller in data_plane:
+        assert ingress_allowed(policies, transformer, caller), caller
+    for caller in [predictor, *outsiders]:
+        assert not ingress_allowed(policies, transformer, caller), caller
+    # and the rest of the namespace accepts nothing
+    assert not ingress_allowed(policies, _pod("cloudmask", app="other"), _pod("knative-serving", app="activator"))
+
+
+# --- the optional auth component (Istio) -------------------------------------------------------
+
+def _closed(properties: dict, required=()) -> dict:
+    return {"type": "object", "properties": properties, "required": list(required), "additionalProperties": False}
+
+
+_STRINGS = {"type": "array", "items": {"type": "string"}}
+_SELECTOR = _closed({"matchLabels": {"type": "object", "additionalProperties": {"type": "string"}}})
+_META = {"type": "object", "required": ["name", "namespace"]}
+# The fields kserve/components/auth uses, restated from Istio's security API reference
+# (security.istio.io/v1: RequestAuthentication, JWTRule, AuthorizationPolicy, Rule, Source,
+# Operation); a closed schema, so a misspelt or invented field fails as it would under
+# `kubectl apply --validate=strict` with Istio's CRDs.
+ISTIO_SCHEMAS = {
+    "RequestAuthentication": _closed({
+        "apiVersion": {"const": "security.istio.io/v1"}, "kind": {"const": "RequestAuthentication"},
+        "metadata": _META,
+        "spec": _closed({"selector": _SELECTOR, "jwtRules": {"type": "array", "minItems": 1, "items": _closed({
+            "issuer": {"type": "string"}, "jwksUri": {"type": "string", "pattern": "^https://"},
+            "audiences": _STRINGS, "forwardOriginalToken": {"type": "boolean"},
+            "fromHeaders": {"type": "array"}, "outputPayloadToHeader": {"type": "string"},
+        }, required=["issuer"])}}, required=["selector", "jwtRules"]),
+    }, required=["apiVersion", "kind", "metadata", "spec"]),
+    "AuthorizationPolicy": _closed({
+        "apiVersion": {"const": "security.istio.io/v1"}, "kind": {"const": "AuthorizationPolicy"},
+        "metadata": _META,
+        "spec": _closed({"selector": _SELECTOR, "action": {"enum": ["ALLOW", "DENY", "AUDIT", "CUSTOM"]},
+                         "rules": {"type": "array", "items": _closed({
+                             "from": {"type": "array", "items": _closed({"source": _closed({
+                                 "principals": _STRINGS, "requestPrincipals": _STRINGS, "namespaces": _STRINGS,
+                                 "ipBlocks": _STRINGS})})},
+                             "to": {"type": "array", "items": _closed({"operation": _closed({
+                                 "hosts": _STRINGS, "ports": _STRINGS, "methods": _STRINGS, "paths": _STRINGS,
+                                 "notPaths": _STRINGS})})},
+                             "when": {"type": "array"}})}},
+                        required=["selector", "action", "rules"]),
+    }, required=["apiVersion", "kind", "metadata", "spec"]),
+}
+
+
+def _istio_errors(doc: dict) -> list[str]:
+    v = jsonschema.Draft7Validator(ISTIO_SCHEMAS[doc["kind"]])
+    return sorted(f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in v.iter_errors(doc))
+
+
+def _auth_docs(docs: list[dict]) -> dict[str, dict]:
+    found = {d["kind"]: d for d in docs if d["apiVersion"].startswith("security.istio.io/")}
+    assert len(found) == len([d for d in docs if d["apiVersion"].startswith("security.istio.io/")])
+    return found
+
+
+def test_auth_component_adds_only_the_istio_policies(rendered, with_auth):
+    auth = _auth_docs(with_auth)
+    assert set(auth) == {"RequestAuthentication", "AuthorizationPolicy"}
+    for doc in auth.values():
+        assert _istio_errors(doc) == [], doc["kind"]
+        assert doc["metadata"]["namespace"] == "cloudmask"
+        validate_object_meta(doc["metadata"])
+    rest = [d for d in with_auth if not d["apiVersion"].startswith("security.istio.io/")]
+    assert rest == rendered["prod"]  # the InferenceService and the rest are prod's, unchanged
+    assert not _auth_docs(rendered["prod"])  # and nothing of it without the component
+
+
+@pytest.mark.parametrize("field, where", [("jwtRule", ("spec",)), ("jwksUrl", ("spec", "jwtRules", 0)),
+                                          ("matchLabel", ("spec", "selector"))])
+def test_a_misspelt_istio_field_fails_validation(with_auth, field, where):
+    doc = copy.deepcopy(_auth_docs(with_auth)["RequestAuthentication"])
+    node = doc
+    for step in where:
+        node = node[step]
+    node[field] = "x"
+    errors = _istio_errors(doc)
+    assert len(errors) == 1 and repr(field) in errors[0], errors
+
+
+def test_auth_selects_the_transformer_pods_and_requires_a_valid_token(rendered, with_auth):
+    auth = _auth_docs(with_auth)
+    pods = {p["metadata"]["labels"]["component"]: p["metadata"]["labels"] for p in pods_from(isvc_of(rendered["prod"]))}
+    for doc in auth.values():
+        assert _matches(doc["spec"]["selector"], pods["transformer"]), doc["kind"]
+        assert not _matches(doc["spec"]["selector"], pods["predictor"]), doc["kind"]
+    (rule,) = auth["RequestAuthentication"]["spec"]["jwtRules"]
+    policy = auth["AuthorizationPolicy"]["spec"]
+    assert policy["action"] == "ALLOW"
+    # In an ALLOW policy an empty rule, or one with only `to`, lets everyone in: each rule must
+    # ask for a token of the configured issuer, or only open the probe and metrics paths
+    # Knative's own pods call, for GET.
+    for r in policy["rules"]:
+        assert r, "an empty rule allows every request"
+        principals = [p for f in r.get("from", []) for p in f["source"].get("requestPrincipals", [])]
+        if principals:
+            assert all(p.startswith(rule["issuer"] + "/") for p in principals), principals
+        else:
+            ops = [t["operation"] for t in r["to"]]
+            assert ops and all(o["methods"] == ["GET"] and set(o["paths"]) <= {"/healthz", "/metrics"} for o in ops), r
+    assert any("from" in r for r in policy["rules"])
