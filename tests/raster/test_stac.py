@@ -15,7 +15,7 @@ from transformer import decode as decode_ops
 from transformer import level as level_ops
 from transformer.errors import BadInput
 
-from conftest import EARTH_SEARCH_KEYS, SIX
+from stacitems import EARTH_SEARCH_KEYS, SIX
 
 WINDOW = (700, 600, 700, 600)
 
