@@ -7,6 +7,7 @@ REST path never loads gRPC protobufs (kserve's and tritonclient's clash in one p
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 
@@ -120,12 +121,30 @@ class Client:
 
     def predict(self, tif: bytes, bands=None, window=None, scale=None, offset=None,
                 want_geotiff: bool = False, level: str | None = None) -> Answer:
+        return self._infer(contract.INPUT_GEOTIFF, [tif], bands, window, scale, offset, want_geotiff, level)
+
+    def predict_reference(self, uris=None, stac_item=None, bands=None, window=None, scale=None, offset=None,
+                          want_geotiff: bool = False, level: str | None = None) -> Answer:
+        """The service reads the pixels itself: `uris` (one multi-band raster, or one URL per band) or `stac_item`
+        (the item's JSON text or its URL); the service must allow the URLs (--allowed_uri_prefixes)."""
+        if (uris is None) == (stac_item is None):
+            raise ValueError("give exactly one of uris or stac_item")
+        if uris is not None:
+            items = [uris] if isinstance(uris, str) else list(uris)
+            return self._infer(contract.INPUT_URI, [u.encode() for u in items], bands, window, scale, offset,
+                               want_geotiff, level)
+        item = stac_item if isinstance(stac_item, str) else json.dumps(stac_item)
+        return self._infer(contract.INPUT_STAC_ITEM, [item.encode()], bands, window, scale, offset, want_geotiff,
+                           level)
+
+    def _infer(self, input_name: str, elements: list[bytes], bands, window, scale, offset, want_geotiff,
+               level) -> Answer:
         tc = self._tc
-        inp = tc.InferInput(contract.INPUT_GEOTIFF, [1], "BYTES")
+        inp = tc.InferInput(input_name, [len(elements)], "BYTES")
         names = [contract.OUTPUT_MASK, contract.OUTPUT_CLOUD_COVER, contract.OUTPUT_SHADOW_COVER]
         if want_geotiff:
             names.append(contract.OUTPUT_MASK_GEOTIFF)
-        arr = np.array([tif], dtype=np.object_)
+        arr = np.array(elements, dtype=np.object_)
         if self.protocol == "grpc":
             inp.set_data_from_numpy(arr)
             outs = [tc.InferRequestedOutput(n) for n in names]

@@ -42,6 +42,10 @@ PROBABILITY_U8_SCALE = 255
 # Tensor names the transformer (model name `cloudmask`) speaks to users.
 SERVICE_NAME = "cloudmask"
 INPUT_GEOTIFF = "geotiff"
+# inputs by reference, instead of `geotiff` (issue 13): BYTES [n] URLs (one multi-band raster, or one per band),
+# BYTES [1] a STAC item (its JSON or its URL); the service reads them only where its operator allows the URLs
+INPUT_URI = "uri"
+INPUT_STAC_ITEM = "stac_item"
 OUTPUT_MASK = "mask"
 OUTPUT_CLOUD_COVER = "cloud_cover"
 OUTPUT_SHADOW_COVER = "shadow_cover"

@@ -1,4 +1,7 @@
-"""`cloudmask predict SCENE.tif --out MASK.tif`: mask a GeoTIFF of any size through the service.
+"""`cloudmask predict SCENE.tif|URL[,URL...]|ITEM.json|ITEM-URL --out MASK.tif`: mask a raster of any size through the
+service, into a Cloud-Optimized GeoTIFF. A scene given by reference (COG URLs: one multi-band raster or one per band;
+a STAC item's JSON file or URL) is range-read block by block here (cloudmask.refscene), or with --server-side-read the
+reference goes to the service, which reads it if its operator allows the URLs.
 
 Errors are one line on stderr, and the exit code says whose they are: 2 the input or the command line
 (not a raster, a window outside it, over the decode budget), 3 the service unreachable (refused, reset,
@@ -20,8 +23,13 @@ EXIT_BAD_INPUT, EXIT_UNREACHABLE, EXIT_REFUSED = 2, 3, 4
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("scene", type=Path, help="Sentinel-2 GeoTIFF (L2A or L1C, DN)")
-    p.add_argument("--out", type=Path, required=True, help="mask GeoTIFF to write (0 clear, 1 cloud, 2 shadow, 255 nodata)")
+    p.add_argument("scene", help="Sentinel-2 GeoTIFF (L2A or L1C, DN); or COG URLs, comma-separated (one multi-band "
+                                 "raster, or one per band: .../B02.tif,.../B03.tif,...); or a STAC item (ITEM.json or its URL)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="mask to write, a Cloud-Optimized GeoTIFF (0 clear, 1 cloud, 2 shadow, 255 nodata)")
+    p.add_argument("--server-side-read", action="store_true",
+                   help="for URLs or a STAC item: send the reference, and the service reads the pixels (it must allow "
+                        "the URLs); default: read them here, block by block")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--url", default=None, help="REST endpoint of the service (default http://127.0.0.1:8080)")
     where.add_argument("--grpc", default=None, help="gRPC endpoint host:port, e.g. 127.0.0.1:8081")
@@ -69,7 +77,116 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+def _window(text):
+    """--window COL,ROW,WIDTH,HEIGHT -> a tuple, None when not given; ValueError when malformed."""
+    if not text:
+        return None
+    window = tuple(int(v) for v in text.split(","))
+    if len(window) != 4:
+        raise ValueError
+    return window
+
+
+def _client_factory(args, headers, clients):
+    from cloudmask.client import Client
+
+    local = threading.local()
+
+    def get():
+        c = getattr(local, "client", None)
+        if c is None:  # one connection per worker thread
+            c = local.client = Client(url=None if args.grpc else (args.url or "http://127.0.0.1:8080"),
+                                      grpc=args.grpc, headers=headers, timeout_s=args.timeout,
+                                      retries=args.retries)
+            clients.append(c)
+        return c
+    return get
+
+
+def _service_errors(fn, args):
+    """fn() -> (result, None) or (None, exit code) with the one-line error printed."""
+    import rasterio
+
+    from cloudmask.client import ServiceError, Unreachable
+
+    try:
+        return fn(), None
+    except ServiceError as e:
+        return None, _fail(f"the service refused the request ({e.status}): {e.message}", EXIT_REFUSED)
+    except Unreachable as e:
+        tries = f" (tried {args.retries + 1} times)" if e.retry and args.retries else ""
+        return None, _fail(f"the service is unreachable{tries}: {e}", EXIT_UNREACHABLE)
+    except (ValueError, OSError, rasterio.errors.RasterioError) as e:  # the file, the URL, the window, --out
+        return None, _fail(str(e), EXIT_BAD_INPUT)
+
+
+def _summary(args, res) -> int:
+    summary = {"cloud_cover": round(res.cloud_cover, 6), "shadow_cover": round(res.shadow_cover, 6),
+               "width": res.width, "height": res.height, "model_version": res.model_version,
+               "seconds": round(res.seconds, 3)}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{args.out}: {res.width}x{res.height} px, cloud {100 * res.cloud_cover:.2f} %, "
+              f"shadow {100 * res.shadow_cover:.2f} %, model {res.model_version}, "
+              f"{res.requests} request(s), {res.seconds:.2f} s")
+    return 0
+
+
+def run_reference(args: argparse.Namespace) -> int:
+    """`cloudmask predict URL[,URL...]|ITEM.json|ITEM-URL`: see cloudmask.refscene."""
+    from cloudmask import refscene
+
+    try:
+        window = _window(args.window)
+    except ValueError:
+        return _fail(f"--window must be COL,ROW,WIDTH,HEIGHT, got {args.window!r}", EXIT_BAD_INPUT)
+    if args.preview:
+        return _fail("--preview needs a local scene file", EXIT_BAD_INPUT)
+    bands = [b.strip() for b in args.bands.split(",")] if args.bands else None
+    ref, code = _service_errors(lambda: refscene.open_reference(args.scene, bands, args.timeout), args)
+    if code is not None:
+        return code
+    level = refscene.scene_level(ref, None if args.level == "AUTO" else args.level, args.timeout)
+    headers = {"Host": args.host_header} if args.host_header else None
+    clients = []
+    client = _client_factory(args, headers, clients)
+    one_file_bands = bands if len(ref.uris) == 1 else None
+
+    def predict(payload, ref_window):
+        kw = dict(scale=args.scale, offset=args.offset, level=level)
+        if payload is not None:
+            return client().predict(payload, bands=one_file_bands, **kw)
+        if ref.item is not None:
+            return client().predict_reference(stac_item=ref.item, window=ref_window, **kw)
+        return client().predict_reference(uris=ref.uris, window=ref_window,
+                                          bands=bands if len(ref.uris) == 1 else ref.names, **kw)
+
+    many = True
+    bar, update = _progress_bar(many and sys.stderr.isatty())
+    try:
+        if bar:
+            bar.start()
+        res, code = _service_errors(lambda: refscene.run(
+            ref, args.out, predict, window=window, block=args.block, margin=args.margin,
+            concurrency=args.concurrency, progress=update, server_side=args.server_side_read,
+            timeout_s=args.timeout), args)
+    finally:
+        if bar:
+            bar.stop()
+        for c in clients:
+            c.close()
+    return code if code is not None else _summary(args, res)
+
+
 def run(args: argparse.Namespace) -> int:
+    from cloudmask import refscene
+
+    if refscene.is_reference(str(args.scene)):
+        return run_reference(args)
+    if args.server_side_read:
+        return _fail("--server-side-read is for URLs or a STAC item, not a local file", EXIT_BAD_INPUT)
+    args.scene = Path(args.scene)
     from cloudmask import scene
     from cloudmask.client import Client, ServiceError, Unreachable
 
@@ -109,11 +226,16 @@ def run(args: argparse.Namespace) -> int:
 
     many = w > args.block or h > args.block  # more than one request: worth a progress bar
     bar, update = _progress_bar(many and sys.stderr.isatty())
+    # the blocks go into a tiled GeoTIFF beside --out, copied tile by tile into the COG at the end
+    partial = args.out.with_name(args.out.name + ".blocks.tif")
     try:
         if bar:
             bar.start()
-        res = scene.run(args.scene, args.out, predict, window=window, block=args.block, margin=args.margin,
+        res = scene.run(args.scene, partial, predict, window=window, block=args.block, margin=args.margin,
                         concurrency=args.concurrency, progress=update)
+        from cloudmask.raster import cog
+
+        cog.from_geotiff(partial, args.out)
     except ServiceError as e:
         return _fail(f"the service refused the request ({e.status}): {e.message}", EXIT_REFUSED)
     except Unreachable as e:
@@ -122,6 +244,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError, rasterio.errors.RasterioError) as e:  # the file, the window, --out
         return _fail(str(e), EXIT_BAD_INPUT)
     finally:
+        partial.unlink(missing_ok=True)
         if bar:
             bar.stop()
         for c in clients:
@@ -130,13 +253,4 @@ def run(args: argparse.Namespace) -> int:
         from cloudmask import preview
 
         preview.write(args.scene, args.out, args.preview, window=window, bands=bands)
-    summary = {"cloud_cover": round(res.cloud_cover, 6), "shadow_cover": round(res.shadow_cover, 6),
-               "width": res.width, "height": res.height, "model_version": res.model_version,
-               "seconds": round(res.seconds, 3)}
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        print(f"{args.out}: {res.width}x{res.height} px, cloud {100 * res.cloud_cover:.2f} %, "
-              f"shadow {100 * res.shadow_cover:.2f} %, model {res.model_version}, "
-              f"{res.requests} request(s), {res.seconds:.2f} s")
-    return 0
+    return _summary(args, res)
