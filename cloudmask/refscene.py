@@ -107,6 +107,7 @@ def open_reference(text: str, bands=None, timeout_s: float = 300.0) -> Reference
             wanted = needed_bands(names)
             grid = min((r.open(srcs[b], "uri") for b in wanted), key=lambda s: abs(s.res[0]))
             descriptions = tuple(names)
+        tags = {**grid.tags(), **tags}  # the item's word over the file's
         return Reference(uris=uris, names=names, tags=tags, item=ref_item, width=grid.width, height=grid.height,
                          crs=grid.crs, transform=grid.transform, descriptions=descriptions)
 
