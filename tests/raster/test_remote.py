@@ -218,3 +218,42 @@ def test_one_url_per_band_reads_only_the_picked_bands(srv):
     r = reference.read_uris(uris, policy(srv), window=[10, 20, 300, 200], pick=pick)
     assert r.data.shape == (2, 200, 300) and r.descriptions == bands
     assert {p for p in srv.served} == {"/cogs/B02.tif", "/cogs/B03.tif"}
+
+
+@pytest.fixture(scope="module")
+def tls_server(served, tmp_path_factory):
+    """The same tree over https, with a certificate for 127.0.0.1 made here (openssl) and trusted through
+    GDAL_CURL_CA_BUNDLE (libcurl in GDAL) and SSL_CERT_FILE (Python's ssl)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    d = tmp_path_factory.mktemp("tls")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(d / "key.pem"), "-out",
+                    str(d / "cert.pem")], check=True, capture_output=True)
+    from rangeserver import RangeServer
+
+    with RangeServer(served, tls=(d / "cert.pem", d / "key.pem")) as s:
+        yield s, d / "cert.pem"
+
+
+def test_https_reads_through_a_connect_tunnel(tls_server, served, srv, monkeypatch):
+    """The path public buckets take: CONNECT host:port through the proxy, TLS end to end; a redirect to another
+    host:port is refused at the proxy (it only sees CONNECT); the item fetch follows the same rules."""
+    https, cert = tls_server
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # Python's ssl (the item fetch)
+    https.requests.clear()
+    pol = remote.Policy([https.url("cogs/"), https.url("redirect/"), https.url("items/")], networks=LOOPBACK)
+    with rasterio.Env(GDAL_CURL_CA_BUNDLE=str(cert)):  # libcurl in GDAL
+        got = read_window(pol, https.url("cogs/B02.tif"))
+        with rasterio.open(served / "cogs" / "B02.tif") as src:
+            assert np.array_equal(got, src.read(1, window=Window(300, 400, 256, 200)))
+        assert any(p == "/cogs/B02.tif" for _, p, _ in https.requests)
+        https.redirects["away.tif"] = srv.url("cogs/B02.tif")  # the plain-http server: another port
+        with pytest.raises(remote.Refused, match=f"127.0.0.1:{srv.port}.*outside the allowed URI prefixes"):
+            read_window(pol, https.url("redirect/away.tif"))
+        assert srv.requests == []
+        with remote.reading(pol) as r:
+            assert b'"type": "Feature"' in r.fetch(https.url("items/planetary.json"))
