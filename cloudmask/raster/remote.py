@@ -234,7 +234,12 @@ class Policy:
         yield Rule(host, port, scheme == "https", None if scheme == "https" else f"/{p.host}{p.path}")
 
     def gdal_options(self) -> dict:
-        """The GDAL config options for reads under this policy (besides the proxy's)."""
+        """The GDAL config options for reads under this policy (besides the proxy's): no retries (a budget is a
+        budget), timeouts inside the request's, no directory listings, only raster extensions opened, no .netrc or
+        unverified TLS, unsigned S3/GCS (no credential or instance-metadata lookups). CPL_VSIL_CURL_USE_HEAD stays
+        YES: with NO, GDAL learns the size from a GET without a range, which a fast server answers with the whole
+        file before curl hangs up (measured here: 1.7 MB through the proxy to read a 100 px window, 0.13 MB with
+        HEAD)."""
         opts = dict(GDAL_HTTP_MAX_RETRY="0", GDAL_HTTP_TIMEOUT=str(int(self.timeout_s) + 2),
                     GDAL_HTTP_CONNECTTIMEOUT=str(max(1, min(10, int(self.timeout_s)))),
                     GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR", CPL_VSIL_CURL_USE_HEAD="YES",
