@@ -153,7 +153,10 @@ def main(argv=None) -> int:
     from cloudmask.serve import Stack
 
     args.out.mkdir(parents=True, exist_ok=True)
-    with Stack(http_port=0, grpc_port=0, model_family=args.family, log_dir=args.out / "logs-memory") as stack:
+    # a full-budget request is ~500 predictor calls: 45-60 s on 2 shared cores, about the default
+    # per-request deadline (60 s); the manifests give 120 s, and a measurement should not time out
+    with Stack(http_port=0, grpc_port=0, model_family=args.family, log_dir=args.out / "logs-memory",
+               extra_transformer_args=["--predictor_request_timeout_seconds=600"]) as stack:
         print(report(measure(stack, args.out, args.family)))
     return 0
 
