@@ -30,6 +30,7 @@ BadInput (400: not a URL of a supported scheme, or it could not be read), OverBu
 from __future__ import annotations
 
 import base64
+import collections
 import contextlib
 import dataclasses
 import ipaddress
@@ -344,7 +345,10 @@ class Session:
         """The error a failed read of `url` becomes, from what the proxy saw."""
         self.live()  # past the deadline: timed out, whoever noticed first
         if self.refused:
+            _remember_refusal(url, self.refused[0])
             return Refused(f"reading {url!r}: {self.refused[0]}")
+        if url in _REFUSED:  # GDAL remembers the failed URL and asks no more: say again why it failed
+            return Refused(f"reading {url!r}: {_REFUSED[url]}")
         if self.over_budget:
             return OverBudget(f"reading {url!r} fetched more than the byte budget of "
                               f"{self.policy.max_bytes / 2**20:.1f} MiB per request; ask for a smaller window")
@@ -352,6 +356,19 @@ class Session:
             return ReadTimeout(f"reading {url!r} took longer than the time budget of {self.policy.timeout_s:g} s "
                                "per request")
         return BadInput(f"{url!r} could not be read as a raster: {cause}")
+
+
+# URLs whose read the proxy refused (a redirect out, a refused address), most recent last: GDAL caches the failure
+# and does not ask again, so a second request for the same URL would otherwise see only "does not exist"
+_REFUSED: "collections.OrderedDict[str, str]" = collections.OrderedDict()
+_REFUSED_KEPT = 1024
+
+
+def _remember_refusal(url: str, message: str) -> None:
+    _REFUSED[url] = message
+    _REFUSED.move_to_end(url)
+    while len(_REFUSED) > _REFUSED_KEPT:
+        _REFUSED.popitem(last=False)
 
 
 class _Refusal(Exception):
