@@ -259,3 +259,13 @@ def test_https_reads_through_a_connect_tunnel(tls_server, served, srv, monkeypat
         assert srv.requests == []
         with remote.reading(pol) as r:
             assert b'"type": "Feature"' in r.fetch(https.url("items/planetary.json"))
+
+
+def test_gs_urls_read_through_the_configured_endpoint(srv, served):
+    pol = remote.Policy(["gs://cogs/"], networks=LOOPBACK, gs=remote.Endpoint(srv.base))
+    got = read_window(pol, "gs://cogs/B03.tif")
+    with rasterio.open(served / "cogs" / "B03.tif") as src:
+        assert np.array_equal(got, src.read(1, window=Window(300, 400, 256, 200)))
+    assert fetched(srv, "/cogs/B03.tif")
+    with pytest.raises(remote.Refused, match="not under an allowed URI prefix"):
+        read_window(pol, "gs://secret/B02.tif")
