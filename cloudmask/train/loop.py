@@ -37,12 +37,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chip", type=int, default=256, help="training chip size (multiple of 16)")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--widths", default=None,
+                   help="U-Net filters at 1/2,1/4,1/8,1/16 resolution, e.g. 16,48,96,160 (default: unet.DEFAULT_WIDTHS)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2, help="TF intra-op threads on CPU (inter-op is 1)")
     p.add_argument("--resume", action="store_true", help="continue from <workdir>/<model>/last.keras")
     p.add_argument("--init-from", type=Path, default=None,
-                   help="fine-tune: start from the weights of <DIR>/<model>/best.keras (a fresh optimizer and LR "
-                        "schedule); ignored when --resume finds a checkpoint")
+                   help="fine-tune: start from the weights of <DIR>/<model>/best.keras, or of an exported SavedModel "
+                        "version folder (e.g. models/cloudmask-6b/6) (a fresh optimizer and LR schedule); ignored "
+                        "when --resume finds a checkpoint")
     p.add_argument("--init-model", default=None, choices=sorted(VARIANTS_BY_NAME),
                    help="with --init-from: take <DIR>/<INIT_MODEL>/best.keras instead of this variant's own, e.g. "
                         "cloudmask-4b for the 6-band net (input channels matched by band name, new bands start at 0)")
@@ -179,6 +182,28 @@ def build_sampler(contract: ModelContract, args, clear, cloudy, labels, real_val
                    **({} if p_real is None else {"p_real": p_real}))
 
 
+def parse_widths(text: str | None) -> tuple[int, ...]:
+    from cloudmask.train.unet import DEFAULT_WIDTHS
+
+    if not text:
+        return DEFAULT_WIDTHS
+    try:
+        w = tuple(int(v) for v in str(text).split(","))
+    except ValueError:
+        raise SystemExit(f"--widths: four comma-separated integers, got {text!r}") from None
+    if len(w) != 4 or min(w) < 1:
+        raise SystemExit(f"--widths: four positive integers (filters at 1/2, 1/4, 1/8, 1/16), got {text!r}")
+    return w
+
+
+def architecture(model) -> str:
+    """The card's architecture line, read from the model itself (so it cannot drift from what was trained)."""
+    from cloudmask.train.unet import widths_of
+
+    return ("U-Net, stride-2 stem, depthwise-separable convs, widths " + "/".join(map(str, widths_of(model)))
+            + ", 4 downsamplings")
+
+
 def compile_model(model, lr: float, total_steps: int):
     import keras
 
@@ -204,9 +229,11 @@ def train_variant(contract: ModelContract, args, clear, cloudy, labels, command:
         raise SystemExit("export writes a TensorFlow SavedModel: train with --workdir here, then run the same "
                          "command with --resume --export on a machine with TensorFlow")
     from cloudmask.train.data import batch_rng
-    from cloudmask.train.unet import build_unet, check_shape, transfer_weights
+    from cloudmask.contract import read_contract
+    from cloudmask.train.unet import build_unet, check_shape, load_savedmodel_weights, transfer_weights
 
     check_shape(args.chip, args.chip)
+    widths = parse_widths(getattr(args, "widths", None))
     wd = Path(args.workdir) / contract.name
     wd.mkdir(parents=True, exist_ok=True)
     last, best, state_path = wd / "last.keras", wd / "best.keras", wd / "state.json"
@@ -226,20 +253,24 @@ def train_variant(contract: ModelContract, args, clear, cloudy, labels, command:
         print(f"[{contract.name}] resuming at epoch {state['epoch']} from {last}", flush=True)
     elif args.init_from:
         src = VARIANTS_BY_NAME[args.init_model or contract.name]
-        init = Path(args.init_from) / src.name / "best.keras"
+        exported = (Path(args.init_from) / "saved_model.pb").exists()
+        init = Path(args.init_from) if exported else Path(args.init_from) / src.name / "best.keras"
+        if exported:  # a served version: its contract says which bands it reads
+            src = VARIANTS_BY_NAME[read_contract(init)[0].name]
         # Weights only: the old optimizer state and its decayed schedule would make fine-tuning a no-op.
-        model = build_unet(contract.n_bands, name=contract.name.replace("-", "_"))
+        model = build_unet(contract.n_bands, widths, name=contract.name.replace("-", "_"))
+        load = (lambda m: load_savedmodel_weights(m, init)) if exported else (lambda m: m.load_weights(init))
         if src.bands == contract.bands:
-            model.load_weights(init)
+            load(model)
         else:
-            donor = build_unet(src.n_bands, name=src.name.replace("-", "_"))
-            donor.load_weights(init)
+            donor = build_unet(src.n_bands, widths, name=src.name.replace("-", "_"))
+            load(donor)
             transfer_weights(donor, src.bands, model, contract.bands)
         model = compile_model(model, args.lr, args.epochs * args.steps_per_epoch)
         state["init_from"] = str(init)
         print(f"[{contract.name}] fine-tuning from {init}", flush=True)
     else:
-        model = compile_model(build_unet(contract.n_bands, name=contract.name.replace("-", "_")), args.lr,
+        model = compile_model(build_unet(contract.n_bands, widths, name=contract.name.replace("-", "_")), args.lr,
                               args.epochs * args.steps_per_epoch)
     ds = make_batches(sampler, args.seed, contract.name, args.steps_per_epoch, args.batch,
                       getattr(args, "workers", 1))
@@ -291,7 +322,7 @@ def train_variant(contract: ModelContract, args, clear, cloudy, labels, command:
             "real_clouds": real_summary,
             "wall_time_s": round(state["wall_time_s"], 1),
             "device": "; ".join(state.get("devices") or [_device(tf, keras, args.threads) + f", {platform.node()}"]),
-            "architecture": "U-Net, stride-2 stem, depthwise-separable convs, widths 16/32/48/64, 4 downsamplings",
+            "architecture": architecture(chosen),
             "teacher": None if args.no_teacher else (
                 "labels built from independent sources where they agree (cloudmask.train.realclouds: multi-temporal "
                 "tests, Sen2Cor SCL, s2cloudless, ukis-csmask 1.0.0 6b L1C/L2A, baseline-6b) on real acquisitions; "

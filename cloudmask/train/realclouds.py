@@ -12,7 +12,9 @@ Sources (../shared/data/cloudy_unlabelled, see its README; none of them is human
   band B10 (> 0.012 reflectance: cirrus, CLOUD; < 0.006: clear of cirrus) -- no time series.
 
 A label stands where the weighted votes reach MIN_SCORE and beat every other class (labels.ensemble): with the
-multi-temporal tests at weight 2, that is those tests plus one other source, or three single sources.
+multi-temporal tests at weight 2, that is those tests plus one other source, or three single sources. Then each
+built cloud gets its rim back (labels.cloud_edges): unlabelled pixels within 3 px of it where a source says cloud and
+the clear votes weigh less than 2.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ MIN_SCORE = 3.0
 W_TEMPORAL, W_SOURCE = 2.0, 1.0
 TEACHER_MIN_CONF = 0.7
 CIRRUS_CLOUD, CIRRUS_CLEAR = 0.012, 0.006
+CLOUD_EDGES = True  # labels.cloud_edges: built clouds keep their rims (from cloudmask-6b v7 on)
 
 CREDITS = {
     "worldcereal_ts": "github WorldCereal/worldcereal-classification test resources (MIT), Sen2Cor SCL",
@@ -118,7 +121,8 @@ def _teacher_votes(t: Teachers, img6: np.ndarray, level: str) -> dict:
 def _combine(votes: dict, temporal: str | None = "multi-temporal", cloud_only: tuple[str, ...] = ()) -> np.ndarray:
     names = list(votes)
     weights = [W_TEMPORAL if n == temporal else W_SOURCE for n in names]
-    return lab.ensemble([votes[n] for n in names], weights, MIN_SCORE, [n in cloud_only for n in names])
+    label = lab.ensemble([votes[n] for n in names], weights, MIN_SCORE, [n in cloud_only for n in names])
+    return lab.cloud_edges(label, [votes[n] for n in names], weights) if CLOUD_EDGES else label
 
 
 def _series(site: str, source: str, stack: np.ndarray, bands, level: str, dates, teachers: Teachers,

@@ -61,6 +61,30 @@ def build_unet(n_bands: int, widths: tuple[int, ...] = DEFAULT_WIDTHS, name: str
     return keras.Model(inp, out, name=name)
 
 
+def widths_of(model: keras.Model) -> tuple[int, ...]:
+    """The `widths` a model was built with, read back from its layers."""
+    return tuple(int(model.get_layer(n).filters) for n in ("stem", "enc2_sep1", "enc3_sep1", "bott_sep1"))
+
+
+def load_savedmodel_weights(model: keras.Model, path) -> None:
+    """Set `model`'s weights from an exported SavedModel of the same architecture (models/<name>/<version>/).
+
+    The export keeps each variable under its layer path, so weights are matched by name; a missing or differently
+    shaped weight (another width or band count) is an error, not a silent partial load.
+    """
+    import tensorflow as tf
+
+    saved = {v.name.split(":")[0]: v for v in tf.saved_model.load(str(path)).variables}
+    mine = {w.path: w for w in model.weights}
+    if set(saved) != set(mine):
+        raise ValueError(f"{path}: not the same architecture (weights only there: {sorted(set(saved) - set(mine))[:4]},"
+                         f" only here: {sorted(set(mine) - set(saved))[:4]})")
+    for name, w in mine.items():
+        if tuple(saved[name].shape) != tuple(w.shape):
+            raise ValueError(f"{path}: {name} has shape {tuple(saved[name].shape)}, this net {tuple(w.shape)}")
+        w.assign(saved[name].numpy())
+
+
 # The only layers that read the input bands; every other weight has the same shape whatever the band count.
 INPUT_LAYERS = ("full_conv", "stem")
 

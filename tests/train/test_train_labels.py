@@ -105,3 +105,31 @@ def test_ensemble_cloud_only_source_does_not_vote_clear_over_shadow():
 def test_ensemble_shapes_must_match():
     with pytest.raises(ValueError):
         lab.ensemble([np.zeros(3), np.zeros(4)], [1, 1], 1)
+
+
+def test_cloud_edges_gives_the_rim_back_where_sources_lean_cloud():
+    I = lab.IGNORE  # noqa: E741
+    label = np.full((11, 11), I, np.uint8)
+    label[4:7, 4:7] = CLOUD  # the consensus core
+    label[5, 9] = CLEAR  # a confident clear pixel in the rim: never changed
+    ukis = np.full((11, 11), I, np.uint8)
+    ukis[2:9, 2:10] = CLOUD  # one source sees a wider cloud
+    ukis[0, 0] = CLOUD  # far from any built cloud: not a rim
+    mt = np.full((11, 11), I, np.uint8)
+    mt[3, 5] = CLEAR  # the multi-temporal test (weight 2) says this rim pixel is clear: it stays unlabelled
+    base = np.full((11, 11), I, np.uint8)
+    base[7, 5] = CLEAR  # one single source saying clear is not enough to keep the rim out
+    got = lab.cloud_edges(label, [mt, ukis, base], [2, 1, 1], radius=2)
+    assert got[4:7, 4:7].tolist() == [[CLOUD] * 3] * 3
+    assert got[2, 4] == CLOUD and got[8, 6] == CLOUD and got[7, 5] == CLOUD  # rim pixels within 2 px
+    assert got[3, 5] == I  # kept out by the multi-temporal clear vote
+    assert got[5, 9] == CLEAR and got[0, 0] == I and got[1, 5] == I  # confident label; far; beyond the radius
+    assert got[2, 2] == I  # diagonal corner 2 px in each axis: outside a 2-step cross dilation
+    assert label[2, 4] == I  # the input is not modified
+
+
+def test_cloud_edges_without_cloud_is_identity():
+    label = np.full((5, 5), lab.IGNORE, np.uint8)
+    label[0] = CLEAR
+    votes = [np.full((5, 5), CLOUD, np.uint8)]
+    assert np.array_equal(lab.cloud_edges(label, votes, [1]), label)

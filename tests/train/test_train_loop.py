@@ -148,3 +148,40 @@ def test_write_bundle_then_train_from_it(tmp_path, monkeypatch):
     args.argv = []
     assert loop.run(args) == 0
     assert (tmp_path / "wd" / CLOUDMASK_4B.name / "best.keras").exists()
+
+
+def test_widths_flag_builds_that_net_and_the_card_says_so(tmp_path):
+    r = loop.train_variant(CLOUDMASK_4B, _args(tmp_path, "--epochs", "1", "--widths", "8,16,24,40", "--export",
+                                               str(tmp_path / "m")), _clear(), [], [], "test widths")
+    card = json.loads((tmp_path / "m" / CLOUDMASK_4B.name / "1" / "model_card.json").read_text())
+    text = json.dumps(card)
+    assert "widths 8/16/24/40" in text and "16/32/48/64" not in text
+    assert r["epoch"] == 1
+    for bad in ("8,16,24", "8,16,x,40", "0,16,24,40"):
+        with pytest.raises(SystemExit, match="--widths"):
+            loop.parse_widths(bad)
+
+
+def test_init_from_an_exported_version_fine_tunes_the_served_weights(tmp_path):
+    """--init-from models/<name>/<version>: the exported SavedModel's weights, matched by name (lr 0 keeps them)."""
+    import tensorflow as tf
+
+    loop.train_variant(CLOUDMASK_4B, _args(tmp_path, "--epochs", "1", "--export", str(tmp_path / "m")), _clear(), [],
+                       [], "v1")
+    exported = tmp_path / "m" / CLOUDMASK_4B.name / "1"
+    args = _args(tmp_path, "--epochs", "1", "--lr", "0", "--init-from", str(exported))
+    args.workdir = tmp_path / "wd2"
+    r = loop.train_variant(CLOUDMASK_4B, args, _clear(), [], [], "v2")
+    assert r["init_from"] == str(exported)
+    import keras
+
+    tuned = keras.models.load_model(tmp_path / "wd2" / CLOUDMASK_4B.name / "best.keras")
+    saved = {v.name.split(":")[0]: v.numpy() for v in tf.saved_model.load(str(exported)).variables}
+    assert tuned.trainable_weights
+    for w in tuned.trainable_weights:  # (BatchNorm's moving statistics move even at lr 0: not compared)
+        np.testing.assert_array_equal(np.asarray(w), saved[w.path])
+    # another architecture is refused by name and shape, not loaded in part
+    args = _args(tmp_path, "--epochs", "1", "--init-from", str(exported), "--widths", "8,16,24,40")
+    args.workdir = tmp_path / "wd3"
+    with pytest.raises(ValueError, match="shape"):
+        loop.train_variant(CLOUDMASK_4B, args, _clear(), [], [], "v3")
