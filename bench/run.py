@@ -132,9 +132,9 @@ def main(argv=None) -> int:
 
     from cloudmask import contract, samples
     from cloudmask.serve import Stack
-    from predictor.savedmodel import Runner, discover
-    from transformer import bands as band_ops
-    from transformer import scale as scale_ops
+    from cloudmask.savedmodel import Runner, discover
+    from cloudmask.raster import bands as band_ops
+    from cloudmask.raster import scale as scale_ops
 
     out = args.out
     out.mkdir(parents=True, exist_ok=True)

@@ -180,7 +180,7 @@ FAMILIES: dict[str, tuple[ModelContract, ...]] = {
 CONTRACT_FILE = "contract.json"
 
 # Processing levels. L1C is top-of-atmosphere reflectance, L2A surface reflectance; the transformer learns the level
-# from the request, the file's tags, its bands or its radiometry (transformer/level.py), or leaves it unknown.
+# from the request, the file's tags, its bands or its radiometry (cloudmask/raster/level.py), or leaves it unknown.
 LEVELS = ("L1C", "L2A")
 UNKNOWN_LEVEL = "unknown"
 

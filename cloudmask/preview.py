@@ -41,7 +41,7 @@ def write(scene: Path | str, mask_path: Path | str, out_png: Path | str, max_sid
     """Overlay the mask on the scene's B04/B03/B02, shrunk so the long side is <= max_side."""
     from PIL import Image
 
-    from transformer.bands import resolve
+    from cloudmask.raster.bands import resolve
 
     with rasterio.open(mask_path) as m:
         h, w = m.height, m.width

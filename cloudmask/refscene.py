@@ -114,7 +114,7 @@ def open_reference(text: str, bands=None, timeout_s: float = 300.0) -> Reference
 
 def needed_bands(names) -> list[str]:
     """The bands any model family would use from `names` (all of them when none fits: the service says why)."""
-    from transformer import bands as band_ops
+    from cloudmask.raster import bands as band_ops
 
     canon = [band_ops.normalise(n) for n in names]
     want = set()
@@ -133,8 +133,8 @@ def _pick(descriptions, count):
 def scene_level(ref: Reference, level: str | None, timeout_s: float = 300.0) -> str:
     """The level for every block: the user's, else the item's tags or the bands, else B02's radiometry read from the
     COG's overviews (at most 512 px a side), else "unknown" -- decided once, as cloudmask.scene.file_level does."""
-    from transformer import bands as band_ops
-    from transformer import level as level_ops
+    from cloudmask.raster import bands as band_ops
+    from cloudmask.raster import level as level_ops
 
     if level and level.lower() != "auto":
         return level

@@ -54,7 +54,7 @@ MAX_DECODE_BYTES = 1 << 30
 def block_geotiff(src, win: Window, max_decode_bytes: int = MAX_DECODE_BYTES) -> bytes:
     """The pixels of `win` as a GeoTIFF keeping band descriptions, nodata and tags; OverBudget (a
     ValueError) before reading when GDAL would have to decode more than max_decode_bytes for it."""
-    from transformer.decode import check_decode_budget
+    from cloudmask.raster.decode import check_decode_budget
 
     check_decode_budget(src, win, None, max_decode_bytes)
     data = src.read(window=win)
@@ -90,12 +90,12 @@ class Result:
 
 def file_level(path: Path | str, bands=None, scale: float | None = None, offset: float | None = None,
                sample: int = 512) -> str:
-    """The processing level of a whole file, decided once (transformer.level): its tags, its bands, else the
+    """The processing level of a whole file, decided once (cloudmask.raster.level): its tags, its bands, else the
     radiometry of B02 read at most `sample` px on a side; "unknown" when none tells. A block-wise client sends it
     with every block, so all blocks of one file are answered by the same model."""
-    from transformer import bands as band_ops
-    from transformer import level as level_ops
-    from transformer.errors import BadInput
+    from cloudmask.raster import bands as band_ops
+    from cloudmask.raster import level as level_ops
+    from cloudmask.raster.errors import BadInput
 
     with rasterio.open(path) as src:
         try:
@@ -125,7 +125,7 @@ def run(src_path: Path | str, out_path: Path | str, predict: Callable[[bytes, Wi
     predict(tif_bytes, server_window) -> client.Answer. A raster that fits one block is sent
     as it is (with `window` as a request parameter); a larger one is cut into blocks.
     """
-    from transformer.encode import mask_profile  # the same mask format the service writes
+    from cloudmask.raster.encode import mask_profile  # the same mask format the service writes
 
     t0 = time.perf_counter()
     src_path, out_path = Path(src_path), Path(out_path)

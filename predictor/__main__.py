@@ -16,7 +16,7 @@ from kserve import model_server as ms
 from cloudmask import server as cm_server
 
 from .model import SegmentationModel
-from .savedmodel import discover
+from cloudmask.savedmodel import discover
 
 def _bundled() -> Path:
     """The models that ship with the code: $CLOUDMASK_MODELS, the repo's models/ (a source or

@@ -13,7 +13,7 @@ from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 from cloudmask import contract
 from cloudmask.server import plain_parameters
 
-from .savedmodel import ModelDir, Runner
+from cloudmask.savedmodel import ModelDir, Runner
 
 
 class SegmentationModel(Model):

@@ -26,16 +26,16 @@ from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
 from cloudmask import contract
 
-from . import bands as band_ops
-from . import decode as decode_ops
-from . import encode as encode_ops
+from cloudmask.raster import bands as band_ops
+from cloudmask.raster import decode as decode_ops
+from cloudmask.raster import encode as encode_ops
 from . import hop as hop_ops
-from . import level as level_ops
+from cloudmask.raster import level as level_ops
 from . import request as request_ops
-from . import scale as scale_ops
-from . import stitch as stitch_ops
-from . import tile as tile_ops
-from .errors import BadInput, OverBudget
+from cloudmask.raster import scale as scale_ops
+from cloudmask.raster import stitch as stitch_ops
+from cloudmask.raster import tile as tile_ops
+from cloudmask.raster.errors import BadInput, OverBudget
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class Job:
     probabilities: np.ndarray | None = None  # (H, W, C) blended, or None when `classes` came back
     classes: np.ndarray | None = None  # (H, W) uint8: a one-chip request's classes from the predictor
     model_version: str | None = None
-    level: str = contract.UNKNOWN_LEVEL  # processing level, and how it was learnt (transformer.level.resolve)
+    level: str = contract.UNKNOWN_LEVEL  # processing level, and how it was learnt (cloudmask.raster.level.resolve)
     level_source: str = "none"
     seconds: dict = dataclasses.field(default_factory=dict)
 

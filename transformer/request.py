@@ -16,8 +16,8 @@ import numpy as np
 from cloudmask import contract
 from cloudmask.server import plain_parameters
 
-from . import level as level_ops
-from .errors import BadInput
+from cloudmask.raster import level as level_ops
+from cloudmask.raster.errors import BadInput
 
 
 OUTPUTS = (contract.OUTPUT_MASK, contract.OUTPUT_CLOUD_COVER, contract.OUTPUT_SHADOW_COVER,
@@ -31,7 +31,7 @@ class Params:
     scale: float | None = None  # None: 1 for reflectance floats, else contract.DEFAULT_SCALE (scale.resolve)
     offset: float | None = None  # None: from the file's BOA_ADD_OFFSET tag if any, else 0
     outputs: tuple[str, ...] = ()  # requested outputs, in order; empty: the default three
-    level: str | None = None  # "L1C" / "L2A" when the request says so (transformer.level.parse); None: learn it
+    level: str | None = None  # "L1C" / "L2A" when the request says so (cloudmask.raster.level.parse); None: learn it
 
 
 def _listish(value, what: str):

@@ -14,8 +14,7 @@ from grpc_interceptor.exceptions import DeadlineExceeded, PermissionDenied
 
 from cloudmask import contract
 from cloudmask.raster import reference, remote, stac
-
-from .errors import BadInput
+from cloudmask.raster.errors import BadInput
 
 MAX_URIS = 32
 INPUTS = (contract.INPUT_URI, contract.INPUT_STAC_ITEM)

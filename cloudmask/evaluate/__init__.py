@@ -1,8 +1,8 @@
 """`cloudmask evaluate`: score our models, the spectral baselines and peer tools on labelled scenes.
 
 Every candidate sees the same pixels through the same path as the service: the scene's reflectance,
-the candidate's bands, transformer.tile chips (512 px, 64 px overlap; a smaller scene is one padded
-chip) and transformer.stitch blending, then argmax. Candidates:
+the candidate's bands, cloudmask.raster.tile chips (512 px, 64 px overlap; a smaller scene is one padded
+chip) and cloudmask.raster.stitch blending, then argmax. Candidates:
   * every model under --model-dir (cloudmask-6b/-4b, baseline-6b/-4b) whose bands the scene has;
   * ukis-csmask, L1C and L2A variants, 6-band and 4-band, whichever the scene's bands allow;
   * DL-L8S2-UV (6- and 4-band, cloud only) when its weights are in ../shared/peers.
@@ -83,7 +83,7 @@ def candidates(model_dir: Path, keep=None, peers: bool = True, dl_l8s2_uv: bool 
 
     out = []
     if model_dir.is_dir():
-        from predictor.savedmodel import Runner, discover
+        from cloudmask.savedmodel import Runner, discover
 
         for md in discover(model_dir):
             if keep and md.contract.name not in keep:
@@ -115,7 +115,7 @@ def candidates(model_dir: Path, keep=None, peers: bool = True, dl_l8s2_uv: bool 
 
 def predict(fn, image: np.ndarray, chip: int, overlap: int, batch: int) -> np.ndarray:
     """(H, W, B) -> (H, W, 3) probabilities through the service's chip / stitch path."""
-    from transformer import stitch, tile
+    from cloudmask.raster import stitch, tile
 
     tp = tile.plan(image.shape[0], image.shape[1], chip=chip, overlap=overlap)
     st = stitch.Stitcher(tp)
@@ -141,7 +141,7 @@ def evaluate(scene_list, cands, chip=contract.CHIP, overlap=64, batch=4, out: Pa
     fractions are false alarms; reported apart from the labelled scenes and not in s/Mpx.
     `masks`: filled with {(candidate, scene): predicted mask} when given."""
     from cloudmask.evaluate import clear as clear_mod
-    from transformer.stitch import to_mask
+    from cloudmask.raster.stitch import to_mask
 
     results: dict[str, dict] = {}
     masks = {} if masks is None else masks

@@ -110,7 +110,7 @@ def decide(human: dict, heldout: dict, served: dict[str, str]) -> dict:
 
 
 def served_versions(model_dir: Path) -> dict[str, str]:
-    from predictor.savedmodel import discover
+    from cloudmask.savedmodel import discover
 
     return {m.contract.name: m.version for m in discover(model_dir)}
 

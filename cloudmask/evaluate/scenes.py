@@ -115,7 +115,7 @@ def _make(name, refl, bands, truth, classes, level, invalid_input, group, source
 
 
 def load_scg(root: Path | None = None, scale: float = SCG_SCALE) -> LabelledScene:
-    from transformer import scale as scale_ops
+    from cloudmask.raster import scale as scale_ops
 
     d = (root or labelled_root()) / "scg"
     data, _, _, _ = _read(d / "cloudy.tif")
@@ -131,7 +131,7 @@ def load_scg(root: Path | None = None, scale: float = SCG_SCALE) -> LabelledScen
 
 
 def load_chifunfu(root: Path | None = None, chips=CHIFUNFU_CHIPS) -> list[LabelledScene]:
-    from transformer import scale as scale_ops
+    from cloudmask.raster import scale as scale_ops
 
     base = (root or labelled_root()) / "oncloudn_chifunfu"
     out = []
@@ -157,8 +157,8 @@ def load_default(root: Path | None = None, scg_scale: float = SCG_SCALE) -> list
 
 def load_dir(path: Path | str) -> LabelledScene:
     """A user-supplied labelled scene: see the module docstring for the folder's format."""
-    from transformer import bands as band_ops
-    from transformer import scale as scale_ops
+    from cloudmask.raster import bands as band_ops
+    from cloudmask.raster import scale as scale_ops
 
     d = Path(path)
     meta = json.loads((d / "scene.json").read_text()) if (d / "scene.json").is_file() else {}

@@ -20,9 +20,9 @@ from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window, from_bounds
 
-from transformer import bands as band_ops
-from transformer import decode as decode_ops
-from transformer.errors import BadInput, OverBudget
+from cloudmask.raster import bands as band_ops
+from cloudmask.raster import decode as decode_ops
+from cloudmask.raster.errors import BadInput, OverBudget
 
 from . import remote
 

@@ -43,7 +43,7 @@ import threading
 import time
 from urllib.parse import unquote, urlsplit
 
-from transformer.errors import BadInput, OverBudget
+from cloudmask.raster.errors import BadInput, OverBudget
 
 # scheme a user may write -> the GDAL file system this code reads it with
 SCHEMES = {"http": "/vsicurl/", "https": "/vsicurl/", "s3": "/vsis3/", "gs": "/vsigs/"}

@@ -23,8 +23,8 @@ import json
 from urllib.parse import urljoin, urlsplit
 
 from cloudmask import contract
-from transformer import bands as band_ops
-from transformer.errors import BadInput
+from cloudmask.raster import bands as band_ops
+from cloudmask.raster.errors import BadInput
 
 from . import reference, remote
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from cloudmask import contract
-from transformer import scale as scale_ops
+from cloudmask.raster import scale as scale_ops
 
 
 @pytest.mark.parametrize("scale,offset", [(10000, 0), (10000, -1000), (5000.5, 12.0), (1.0, 0.0), (3.0, 7.25),

@@ -87,7 +87,7 @@ def test_block_reader_refuses_a_strip_bomb_before_reading(tmp_path):
     import time
 
     from tiffcraft import strip_bomb
-    from transformer.errors import OverBudget
+    from cloudmask.raster.errors import OverBudget
 
     path = tmp_path / "bomb.tif"
     path.write_bytes(strip_bomb(20000, 20000, bands=4))

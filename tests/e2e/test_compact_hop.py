@@ -21,9 +21,9 @@ from kserve.protocol.infer_type import InferInput, InferRequest, RequestedOutput
 
 from cloudmask import contract, samples
 from cloudmask.serve import Stack
-from predictor.savedmodel import Runner, discover
-from transformer import scale as scale_ops
-from transformer import stitch, tile
+from cloudmask.savedmodel import Runner, discover
+from cloudmask.raster import scale as scale_ops
+from cloudmask.raster import stitch, tile
 from transformer.model import file_offset
 
 from test_service import FAMILY, rest_infer, tif_bytes
@@ -42,7 +42,7 @@ def reference_mask(runners, path, batch=4, overlap=64) -> np.ndarray:
     hop: FP32 reflectance chips, the SavedModel, FP32 blending, argmax."""
     with rasterio.open(path) as src:
         data, nodata, names, tags = src.read(), src.nodata, src.descriptions, src.tags()
-    from transformer import level
+    from cloudmask.raster import level
 
     lvl = level.from_tags(tags) or level.from_bands(names) or contract.UNKNOWN_LEVEL  # the samples carry level tags
     model = contract.route(FAMILY, names, lvl)

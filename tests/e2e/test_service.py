@@ -65,7 +65,7 @@ def tif_bytes(data: np.ndarray, descriptions=None, nodata=0, crs="EPSG:32633", *
 
 def expected_model(path) -> str:
     """The model the serving gate's routes give this file's bands and level (the samples carry level tags)."""
-    from transformer import level
+    from cloudmask.raster import level
 
     with rasterio.open(path) as src:
         names, tags = tuple(src.descriptions), src.tags()

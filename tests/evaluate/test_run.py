@@ -18,7 +18,7 @@ MODELS = Path(__file__).resolve().parents[2] / "models"
 
 @pytest.fixture(scope="module")
 def baseline_6b():
-    from predictor.savedmodel import Runner
+    from cloudmask.savedmodel import Runner
 
     return Runner(MODELS / "baseline-6b" / "1")
 

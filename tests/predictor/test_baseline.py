@@ -8,7 +8,7 @@ import pytest
 
 from cloudmask import contract
 from predictor import baseline
-from predictor.savedmodel import Runner, discover
+from cloudmask.savedmodel import Runner, discover
 
 # reflectance of B02, B03, B04, B08, B11, B12
 PIXELS = {

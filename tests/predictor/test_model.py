@@ -12,9 +12,9 @@ from kserve.protocol.infer_type import InferInput, InferRequest, RequestedOutput
 from cloudmask import contract
 from predictor import baseline
 from predictor.model import SegmentationModel
-from predictor.savedmodel import discover
-from transformer import scale as scale_ops
-from transformer import stitch
+from cloudmask.savedmodel import discover
+from cloudmask.raster import scale as scale_ops
+from cloudmask.raster import stitch
 
 
 @pytest.fixture(scope="module")

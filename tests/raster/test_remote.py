@@ -13,7 +13,7 @@ import rasterio
 from rasterio.windows import Window
 
 from cloudmask.raster import reference, remote
-from transformer.errors import BadInput, OverBudget
+from cloudmask.raster.errors import BadInput, OverBudget
 
 LOOPBACK = ["127.0.0.0/8"]
 

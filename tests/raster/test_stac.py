@@ -11,9 +11,9 @@ import rasterio
 
 from cloudmask import contract, samples
 from cloudmask.raster import remote, stac
-from transformer import decode as decode_ops
-from transformer import level as level_ops
-from transformer.errors import BadInput
+from cloudmask.raster import decode as decode_ops
+from cloudmask.raster import level as level_ops
+from cloudmask.raster.errors import BadInput
 
 from stacitems import EARTH_SEARCH_KEYS, SIX
 

@@ -14,7 +14,7 @@ from kserve.protocol.infer_type import InferInput
 from cloudmask import contract
 from cloudmask.raster import remote
 from transformer import uri_input
-from transformer.errors import BadInput, OverBudget
+from cloudmask.raster.errors import BadInput, OverBudget
 
 from stacitems import SIX
 

@@ -17,7 +17,7 @@ from kserve.protocol.infer_type import InferInput, InferRequest, RequestedOutput
 
 from cloudmask import contract
 from transformer import request
-from transformer.errors import BadInput
+from cloudmask.raster.errors import BadInput
 
 TIFF = b"II*\x00" + bytes(range(256)) * 4 + b"\xff\xfe\x00\x80"  # not UTF-8, like any real GeoTIFF
 

@@ -13,7 +13,7 @@ from rasterio.enums import Compression
 from rasterio.io import MemoryFile
 
 from cloudmask import contract
-from transformer import encode
+from cloudmask.raster import encode
 
 TRANSFORM = Affine(10.0, 0.0, 499980.0, 0.0, -10.0, 4600020.0)
 

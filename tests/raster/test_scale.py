@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from cloudmask import contract
-from transformer import scale
-from transformer.errors import BadInput
+from cloudmask.raster import scale
+from cloudmask.raster.errors import BadInput
 
 
 def test_layout_dtype_and_default_scale():

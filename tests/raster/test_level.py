@@ -1,11 +1,11 @@
-"""Processing level (transformer.level): parameter > tags > bands > radiometry > unknown."""
+"""Processing level (cloudmask.raster.level): parameter > tags > bands > radiometry > unknown."""
 
 import numpy as np
 import pytest
 
 from cloudmask import contract
-from transformer import level
-from transformer.errors import BadInput
+from cloudmask.raster import level
+from cloudmask.raster.errors import BadInput
 
 
 @pytest.mark.parametrize("text,want", [("L1C", "L1C"), ("l2a", "L2A"), ("Level-2A", "L2A"), ("LEVEL_1C", "L1C"),

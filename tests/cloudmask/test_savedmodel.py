@@ -9,7 +9,7 @@ import pytest
 
 from cloudmask import contract
 from predictor import baseline
-from predictor.savedmodel import Runner, discover
+from cloudmask.savedmodel import Runner, discover
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cloudmask import contract
-from transformer import stitch, tile
+from cloudmask.raster import stitch, tile
 
 
 def identity_model(chips: np.ndarray) -> np.ndarray:

@@ -17,8 +17,8 @@ from rasterio.crs import CRS
 from rasterio.io import MemoryFile
 from rasterio.windows import Window
 
-from transformer import decode
-from transformer.errors import BadInput, OverBudget
+from cloudmask.raster import decode
+from cloudmask.raster.errors import BadInput, OverBudget
 
 TRANSFORM = Affine(20.0, 0.0, 399960.0, 0.0, -20.0, 5000040.0)
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from cloudmask import contract
-from transformer import bands
-from transformer.errors import BadInput
+from cloudmask.raster import bands
+from cloudmask.raster.errors import BadInput
 
 
 @pytest.mark.parametrize("raw, canon", [
