@@ -170,7 +170,7 @@ def main(argv=None) -> int:
     ap.add_argument("--family", default="cloudmask", choices=["cloudmask", "baseline"])
     ap.add_argument("--out", type=Path, default=Path("out/bench"))
     args = ap.parse_args(argv)
-    from cloudmask.serve import Stack
+    from cloudmask.supervisor import Stack
 
     args.out.mkdir(parents=True, exist_ok=True)
     # a full-budget request is ~500 predictor calls: 45-60 s on 2 shared cores, about the default

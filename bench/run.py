@@ -131,21 +131,21 @@ def main(argv=None) -> int:
     import tritonclient.http as th
 
     from cloudmask import contract, samples
-    from cloudmask.serve import Stack
+    from cloudmask.supervisor import Stack
     from cloudmask.savedmodel import Runner, discover
     from cloudmask.raster import bands as band_ops
     from cloudmask.raster import scale as scale_ops
 
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
-    # the same allocator settings as the predictor and transformer processes (cloudmask.server):
+    # the same allocator settings as the predictor and transformer processes (cloudmask.kserve_compat):
     # the in-process model call is then exactly the predictor's, and the ratios measure serving
     from cloudmask.alloc import tune_malloc
 
     malloc_tuned = tune_malloc()
     model = contract.FAMILIES[args.family][0]  # the 6-band variant
     chip_path = samples.l1c_scene(out / "chip512.tif", bands=model.bands, window=(600, 700, 512, 512))
-    from cloudmask.scene import block_geotiff
+    from cloudmask.blocks import block_geotiff
 
     with rasterio.open(chip_path) as src:
         x = scale_ops.to_reflectance(band_ops.select(src.read(), src.descriptions, model.bands))[None]

@@ -52,7 +52,7 @@ def children(pid: int) -> dict[str, int]:
 
 
 def _free_port() -> int:
-    from cloudmask.serve import free_port
+    from cloudmask.supervisor import free_port
 
     return free_port()
 
@@ -121,7 +121,7 @@ def soak(out: Path, clients: int = CLIENTS, seconds: float = SECONDS, warmup_s: 
     import rasterio
 
     from cloudmask import samples
-    from cloudmask.scene import block_geotiff
+    from cloudmask.blocks import block_geotiff
 
     out.mkdir(parents=True, exist_ok=True)
     src_path = samples.l1c_scene(out / "chip512_13b.tif", window=(600, 700, 512, 512))

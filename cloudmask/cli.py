@@ -8,7 +8,7 @@ import sys
 
 # subcommand -> (module, help). Modules load lazily: `cloudmask predict` never imports TensorFlow.
 COMMANDS = {
-    "serve": ("cloudmask.serve", "run the predictor and the transformer on 127.0.0.1"),
+    "serve": ("cloudmask.supervisor", "run the predictor and the transformer on 127.0.0.1"),
     "predict": ("cloudmask.predict", "mask a GeoTIFF through the service"),
     "train": ("cloudmask.train", "train the 6-band and 4-band U-Nets"),
     "evaluate": ("cloudmask.evaluate", "score models and peers on labelled scenes"),

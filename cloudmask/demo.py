@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from cloudmask import cli, samples
-from cloudmask.serve import Stack
+from cloudmask.supervisor import Stack
 
 
 def main(argv=None) -> int:

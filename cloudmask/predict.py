@@ -187,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
     if args.server_side_read:
         return _fail("--server-side-read is for URLs or a STAC item, not a local file", EXIT_BAD_INPUT)
     args.scene = Path(args.scene)
-    from cloudmask import scene
+    from cloudmask import blocks
     from cloudmask.client import Client, ServiceError, Unreachable
 
     window = None
@@ -209,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
     except rasterio.errors.RasterioIOError as e:
         return _fail(f"{args.scene} is not a raster GDAL can read: {e}", EXIT_BAD_INPUT)
     bands = [b.strip() for b in args.bands.split(",")] if args.bands else None
-    level = args.level if args.level != "AUTO" else scene.file_level(args.scene, bands, args.scale, args.offset)
+    level = args.level if args.level != "AUTO" else blocks.file_level(args.scene, bands, args.scale, args.offset)
     headers = {"Host": args.host_header} if args.host_header else None
     local = threading.local()
     clients = []
@@ -231,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if bar:
             bar.start()
-        res = scene.run(args.scene, partial, predict, window=window, block=args.block, margin=args.margin,
+        res = blocks.run(args.scene, partial, predict, window=window, block=args.block, margin=args.margin,
                         concurrency=args.concurrency, progress=update)
         from cloudmask.raster import cog
 

@@ -3,7 +3,7 @@ item (its JSON file or its URL), masked block by block into a Cloud-Optimized Ge
 
 Client-side read (the default): this process range-reads each block's window (with its margin) through
 cloudmask.raster.reference -- only the tiles under it, 20 m bands warped onto the 10 m grid, only the bands a model
-uses -- and sends it to the service as a small GeoTIFF, as cloudmask.scene does for a local file; never the whole
+uses -- and sends it to the service as a small GeoTIFF, as cloudmask.blocks does for a local file; never the whole
 tile in memory. Server-side read (`--server-side-read`): each request carries the reference and the block's window,
 and the service reads the pixels (it must allow the URLs: --allowed_uri_prefixes).
 
@@ -28,7 +28,7 @@ from rasterio.windows import Window
 
 from cloudmask import contract
 from cloudmask.raster import cog, reference, remote, stac
-from cloudmask.scene import Block, Result, blocks
+from cloudmask.blocks import Block, Result, blocks
 
 # the user reads what they named: any address, one request's budget per block
 CLIENT_NETWORKS = ("0.0.0.0/0", "::/0")
@@ -132,7 +132,7 @@ def _pick(descriptions, count):
 
 def scene_level(ref: Reference, level: str | None, timeout_s: float = 300.0) -> str:
     """The level for every block: the user's, else the item's tags or the bands, else B02's radiometry read from the
-    COG's overviews (at most 512 px a side), else "unknown" -- decided once, as cloudmask.scene.file_level does."""
+    COG's overviews (at most 512 px a side), else "unknown" -- decided once, as cloudmask.blocks.file_level does."""
     from cloudmask.raster import bands as band_ops
     from cloudmask.raster import level as level_ops
 

@@ -13,10 +13,12 @@ from pathlib import Path
 
 from kserve import model_server as ms
 
-from cloudmask import server as cm_server
+from cloudmask import kserve_compat
+from cloudmask.alloc import tune_malloc
+from cloudmask.savedmodel import discover
 
 from .model import SegmentationModel
-from cloudmask.savedmodel import discover
+
 
 def _bundled() -> Path:
     """The models that ship with the code: $CLOUDMASK_MODELS, the repo's models/ (a source or
@@ -40,14 +42,14 @@ def parse(argv=None) -> argparse.Namespace:
                         help="served when --model_dir holds no model (e.g. no storageUri was given)")
     parser.add_argument("--models", default="",
                         help="comma-separated model names to serve (default: all found)")
-    cm_server.add_bind_argument(parser)
+    kserve_compat.add_bind_argument(parser)
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse(argv)
-    cm_server.tune_malloc()
-    cm_server.raise_grpc_message_limits(argv)
+    tune_malloc()
+    kserve_compat.grpc_message_limits(argv)
     found = discover(args.model_dir) if Path(args.model_dir).is_dir() else []
     if not found:
         logging.warning("no model under %s; serving the bundled models from %s",
@@ -63,7 +65,7 @@ def main(argv=None) -> int:
     for m in models:
         m.load()
         logging.info("loaded %s version %s from %s", m.name, m.version, m.model_dir.path)
-    cm_server.model_server(args).start(models)
+    kserve_compat.model_server(args).start(models)
     return 0
 
 

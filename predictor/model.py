@@ -11,8 +11,7 @@ from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
 from cloudmask import contract
-from cloudmask.server import plain_parameters
-
+from cloudmask.kserve_compat import plain_parameters
 from cloudmask.savedmodel import ModelDir, Runner
 
 

@@ -11,11 +11,11 @@ import os
 import sys
 
 from fastapi.responses import JSONResponse
-from kserve import model_server as ms
+from kserve import model_server as ms  # its argument parser: kserve's documented way to extend the CLI
 from kserve.predictor_config import PredictorConfig
 
-from cloudmask import contract
-from cloudmask import server as cm_server
+from cloudmask import contract, kserve_compat
+from cloudmask.alloc import tune_malloc
 
 from .model import HOP_PROBABILITIES, CloudMaskTransformer, PredictorTimeout, RequestTooLarge
 
@@ -36,7 +36,7 @@ def parse(argv=None) -> argparse.Namespace:
                         help="what the predictor returns for blending chips: fp32 (exact) or uint8 (round(255 p), "
                              "a quarter of the bytes, changes ~0.02%% of pixels); one-chip requests always get "
                              "the predictor's classes")
-    cm_server.add_bind_argument(parser)
+    kserve_compat.add_bind_argument(parser)
     # kserve's 600 s would hold a request (and its memory) for ten minutes behind a frozen predictor;
     # one deadline for all of a request's predictor calls, well under a client's usual 300 s
     parser.set_defaults(predictor_request_timeout_seconds=60)
@@ -55,8 +55,8 @@ def main(argv=None) -> int:
     args = parse(argv)
     # GDAL's block cache defaults to 5 % of the machine's memory (not the pod's): bound it per process
     os.environ.setdefault("GDAL_CACHEMAX", "256")  # MB
-    cm_server.tune_malloc()
-    cm_server.raise_grpc_message_limits(argv)
+    tune_malloc()
+    kserve_compat.grpc_message_limits(argv)
     predictor = PredictorConfig(
         predictor_host=args.predictor_host, predictor_protocol=args.predictor_protocol,
         predictor_use_ssl=args.predictor_use_ssl,
@@ -67,9 +67,8 @@ def main(argv=None) -> int:
         name=args.model_name, family=args.model_family, max_pixels=args.max_pixels,
         batch_size=args.batch_size, max_in_flight=args.max_in_flight, overlap=args.overlap,
         timeout_s=args.predictor_request_timeout_seconds, hop_probabilities=args.hop_probabilities)
-    ms.app.add_exception_handler(RequestTooLarge, _too_large)
-    ms.app.add_exception_handler(PredictorTimeout, _timed_out)
-    server = cm_server.model_server(args, predictor_config=predictor)
+    server = kserve_compat.model_server(args, handlers={RequestTooLarge: _too_large, PredictorTimeout: _timed_out},
+                                        predictor_config=predictor)
     server.start([model])
     return 0
 

@@ -1,8 +1,9 @@
 """The `cloudmask` transformer: GeoTIFF in, cloud/shadow mask out; the predictor does the maths.
 
 preprocess: decode -> bands -> scale -> tile plan (plain functions in this package).
-predict:    kserve's own hop (gRPC V2 or REST V2) to the predictor, one call per batch of chips,
-            a few in flight at once; overridden only because one request becomes many hops.
+predict:    the hop (gRPC V2 over the transformer's own channel, or REST V2 through kserve's public REST
+            client) to the predictor, one call per batch of chips, a few in flight at once, the request's
+            forwardable headers with each; overridden because one request becomes many hops.
 postprocess: stitch -> mask -> cover fractions -> V2 response (and the mask GeoTIFF on request).
 """
 
@@ -21,7 +22,9 @@ import httpx
 import numpy as np
 from kserve import Model
 from kserve.errors import InvalidInput, ServerNotReady
-from kserve.protocol.grpc.grpc_predict_v2_pb2 import ModelInferResponse
+from kserve.inference_client import InferenceRESTClient, RESTConfig
+from kserve.protocol.grpc.grpc_predict_v2_pb2 import ModelInferResponse, ServerReadyRequest
+from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
 from cloudmask import contract
@@ -64,13 +67,6 @@ class PredictorTimeout(DeadlineExceeded):
         super().__init__(details=message)
 
 
-# The transformer's channel to the predictor: gRPC's default reconnect back-off grows to 120 s, so a
-# predictor that came back after a minute down was used only 14-42 s later; capped at 1 s it is used
-# within about a second. Message sizes unlimited as in kserve's defaults (the pixel budget bounds them).
-GRPC_CHANNEL_ARGS = (("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
-                     ("grpc.max_reconnect_backoff_ms", 1000),
-                     ("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1))
-
 # How long the readiness check waits for the predictor's own readiness answer.
 READY_TIMEOUT_S = 1.0
 
@@ -99,17 +95,6 @@ class Job:
     seconds: dict = dataclasses.field(default_factory=dict)
 
 
-def file_offset(tags: dict) -> float | None:
-    """BOA_ADD_OFFSET from the file's tags (as written by tools that keep S2 metadata), if any."""
-    for key in ("BOA_ADD_OFFSET", "boa_add_offset", "RADIO_ADD_OFFSET"):
-        if key in tags:
-            try:
-                return float(tags[key])
-            except ValueError:
-                return None
-    return None
-
-
 class CloudMaskTransformer(Model):
     def __init__(self, name: str = contract.SERVICE_NAME, family: str = "cloudmask",
                  max_pixels: int = 4096 * 4096, batch_size: int = 4, max_in_flight: int = 2,
@@ -127,7 +112,10 @@ class CloudMaskTransformer(Model):
             raise ValueError(f"hop_probabilities must be one of {sorted(HOP_PROBABILITIES)}, got {hop_probabilities!r}")
         self.hop_probabilities = hop_probabilities
         contract.active_routes()  # a bad routing table fails start-up, not every request
+        self._grpc_channel = None  # the hop's own (hop.channel), made on first use in the server's event loop
         self._grpc_infer = None
+        self._grpc_stub = None
+        self._rest_client = None
         self.ready = True
 
     # -- V2 metadata of the service --------------------------------------------------------
@@ -162,7 +150,7 @@ class CloudMaskTransformer(Model):
         names, model = chosen["names"], chosen["model"]
         data = raster.data  # already the model's bands, in its order
         invalid = scale_ops.nodata_mask(data, raster.nodata)
-        scale, offset = scale_ops.resolve(data, invalid, params.scale, params.offset, file_offset(raster.tags))
+        scale, offset = scale_ops.resolve(data, invalid, params.scale, params.offset, scale_ops.file_offset(raster.tags))
         # the level picks the model among those of the same bands (the serving gate's routes): same input either way
         i_blue = model.bands.index("B02")
         blue = (data[i_blue, ::4, ::4].astype(np.float32) + np.float32(offset)) / np.float32(scale)
@@ -195,17 +183,28 @@ class CloudMaskTransformer(Model):
             raise InvalidInput(str(e)) from None
 
     # -- the hop ---------------------------------------------------------------------------
-    @property
-    def _grpc_client(self):
-        """kserve's gRPC client to the predictor, with GRPC_CHANNEL_ARGS (kserve passes none)."""
-        cfg = self.predictor_config
-        if self._grpc_client_stub is None and cfg is not None and cfg.predictor_host:
-            from kserve.inference_client import InferenceGRPCClient
+    def _channel(self):
+        """The gRPC channel to the predictor (hop.channel: public grpc APIs, kserve's retry policy, reconnect
+        back-off capped at 1 s), the ModelInfer call without kserve's copies (see hop.py) and a stub for readiness."""
+        if self._grpc_channel is None:
+            cfg = self.predictor_config
+            self._grpc_channel = hop_ops.channel(cfg.predictor_host, use_ssl=cfg.use_ssl, retries=cfg.retries)
+            self._grpc_infer = self._grpc_channel.unary_unary(
+                hop_ops.MODEL_INFER, request_serializer=None, response_deserializer=ModelInferResponse.FromString)
+            self._grpc_stub = GRPCInferenceServiceStub(self._grpc_channel)
+        return self._grpc_channel
 
-            self._grpc_client_stub = InferenceGRPCClient(
-                url=cfg.predictor_host, use_ssl=cfg.use_ssl, timeout=cfg.timeout, retries=cfg.retries,
-                channel_args=list(GRPC_CHANNEL_ARGS))
-        return self._grpc_client_stub
+    def _rest(self) -> InferenceRESTClient:
+        """kserve's public REST client, configured as kserve's Model configures its own."""
+        if self._rest_client is None:
+            import os
+
+            cfg = self.predictor_config
+            # REQUESTS_CA_BUNDLE (set by KServe's controller for transformer -> predictor TLS): httpx ignores it
+            ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+            self._rest_client = InferenceRESTClient(RESTConfig(protocol=cfg.protocol, timeout=cfg.timeout,
+                                                               retries=cfg.retries, verify=ca_bundle or True))
+        return self._rest_client
 
     async def predictor_ready(self) -> bool:
         """Whether the predictor answers its V2 readiness within READY_TIMEOUT_S (the transformer's readiness
@@ -215,8 +214,9 @@ class CloudMaskTransformer(Model):
             return True
         try:
             if cfg.protocol == "grpc-v2":
-                return bool(await self._grpc_client.is_server_ready(timeout=READY_TIMEOUT_S))
-            return bool(await self._http_client.is_server_ready(cfg.predictor_base_url, timeout=READY_TIMEOUT_S))
+                self._channel()
+                return bool((await self._grpc_stub.ServerReady(ServerReadyRequest(), timeout=READY_TIMEOUT_S)).ready)
+            return bool(await self._rest().is_server_ready(cfg.predictor_base_url, timeout=READY_TIMEOUT_S))
         except Exception as e:  # unreachable, frozen, refused: all mean not ready
             log.debug("predictor %s not ready: %s", cfg.predictor_host, e)
             return False
@@ -233,26 +233,25 @@ class CloudMaskTransformer(Model):
         return ((contract.PREDICTOR_OUTPUT_U8,) if self.hop_probabilities == "uint8"
                 else (job.model.output_name,))
 
-    async def _infer(self, hop: hop_ops.Hop, deadline: float) -> tuple[str, dict[str, np.ndarray]]:
-        """One predictor call, by time.monotonic() `deadline` (the request's, shared by all its calls)."""
+    async def _infer(self, hop: hop_ops.Hop, deadline: float,
+                     headers: dict[str, str] | None = None) -> tuple[str, dict[str, np.ndarray]]:
+        """One predictor call, by time.monotonic() `deadline` (the request's, shared by all its calls), with
+        `headers` (the request's forwardable ones, hop.forwarded)."""
         cfg = self.predictor_config
         timeout = deadline - time.monotonic()
         if timeout <= 0:
             raise PredictorTimeout(f"predictor at {cfg.predictor_host} did not answer within {self.timeout_s:g} s")
         try:
             if cfg.protocol == "grpc-v2":
-                if self._grpc_infer is None:
-                    # kserve's own channel, without its request/response object copies (see hop.py)
-                    self._grpc_infer = self._grpc_client._channel.unary_unary(
-                        hop_ops.MODEL_INFER, request_serializer=None,
-                        response_deserializer=ModelInferResponse.FromString)
+                self._channel()
                 res = await self._grpc_infer(hop_ops.grpc_request_bytes(hop), timeout=timeout,
-                                             metadata=(("request_type", "grpc_v2"), ("response_type", "grpc_v2")))
+                                             metadata=(("request_type", "grpc_v2"), ("response_type", "grpc_v2"),
+                                                       *(headers or {}).items()))
                 return hop_ops.grpc_response(res)
-            # REST: call kserve's client without the JSON content type that Model._http_predict
-            # forces, so the chips travel as binary tensors and the model name is the chosen variant
-            res = await self._http_client.infer(cfg.predictor_base_url, data=hop_ops.rest_request(hop),
-                                                model_name=hop.model_name, headers={}, timeout=timeout)
+            # REST: kserve's client without the JSON content type that Model._http_predict forces, so the
+            # chips travel as binary tensors and the model name is the chosen variant
+            res = await self._rest().infer(cfg.predictor_base_url, data=hop_ops.rest_request(hop),
+                                           model_name=hop.model_name, headers=dict(headers or {}), timeout=timeout)
             return hop_ops.rest_response(res)
         except grpc.aio.AioRpcError as e:
             if e.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
@@ -275,12 +274,13 @@ class CloudMaskTransformer(Model):
         stitcher = stitch_ops.Stitcher(job.plan, len(job.model.classes))
         gate = asyncio.Semaphore(self.max_in_flight)
         outputs = self._hop_outputs(job)
+        forward = hop_ops.forwarded(headers)
 
         async def one(positions):
             # take the gate before cutting the chips: only max_in_flight batches exist at a time
             async with gate:
                 chips = tile_ops.chips(job.image, job.plan, positions)
-                version, arrays = await self._infer(self._hop(job, chips, outputs), deadline)
+                version, arrays = await self._infer(self._hop(job, chips, outputs), deadline, forward)
             out = arrays.get(outputs[0])
             if out is None:
                 raise RuntimeError(f"predictor answered without '{outputs[0]}'")

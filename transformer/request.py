@@ -14,7 +14,7 @@ import struct
 import numpy as np
 
 from cloudmask import contract
-from cloudmask.server import plain_parameters
+from cloudmask.kserve_compat import plain_parameters
 
 from cloudmask.raster import level as level_ops
 from cloudmask.raster.errors import BadInput

@@ -94,3 +94,14 @@ def channels_last(data: np.ndarray) -> np.ndarray:
 def fits_dn(data: np.ndarray) -> bool:
     """Whether DN of this dtype travel losslessly as the predictor's UINT16 `dn` input."""
     return data.dtype in (np.uint8, np.uint16)
+
+
+def file_offset(tags: dict) -> float | None:
+    """BOA_ADD_OFFSET from the file's tags (as written by tools that keep S2 metadata), if any."""
+    for key in ("BOA_ADD_OFFSET", "boa_add_offset", "RADIO_ADD_OFFSET"):
+        if key in tags:
+            try:
+                return float(tags[key])
+            except ValueError:
+                return None
+    return None

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from cloudmask import samples
-from cloudmask.serve import Stack
+from cloudmask.supervisor import Stack
 
 FAMILY = os.environ.get("CLOUDMASK_TEST_FAMILY", "cloudmask")
 

@@ -20,11 +20,10 @@ from kserve.inference_client import InferenceGRPCClient
 from kserve.protocol.infer_type import InferInput, InferRequest, RequestedOutput
 
 from cloudmask import contract, samples
-from cloudmask.serve import Stack
+from cloudmask.supervisor import Stack
 from cloudmask.savedmodel import Runner, discover
 from cloudmask.raster import scale as scale_ops
 from cloudmask.raster import stitch, tile
-from transformer.model import file_offset
 
 from test_service import FAMILY, rest_infer, tif_bytes
 
@@ -47,7 +46,7 @@ def reference_mask(runners, path, batch=4, overlap=64) -> np.ndarray:
     lvl = level.from_tags(tags) or level.from_bands(names) or contract.UNKNOWN_LEVEL  # the samples carry level tags
     model = contract.route(FAMILY, names, lvl)
     data = data[[names.index(b) for b in model.bands]]
-    offset = file_offset(tags) or 0.0
+    offset = scale_ops.file_offset(tags) or 0.0
     image = scale_ops.to_reflectance(data, contract.DEFAULT_SCALE, offset, model.value_range)
     tp = tile.plan(image.shape[0], image.shape[1], overlap=overlap)
     st = stitch.Stitcher(tp)

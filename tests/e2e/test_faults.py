@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cloudmask.serve import Stack
+from cloudmask.supervisor import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from cloudmask import contract, samples
-from cloudmask.serve import Stack
+from cloudmask.supervisor import Stack
 
 from test_service import grpc_infer, post_json, rest_infer, tif_bytes
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from cloudmask.serve import Stack, free_port
+from cloudmask.supervisor import Stack, free_port
 
 pytestmark = pytest.mark.e2e
 

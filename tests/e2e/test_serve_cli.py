@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from cloudmask.serve import free_port
+from cloudmask.supervisor import free_port
 
 pytestmark = pytest.mark.e2e
 

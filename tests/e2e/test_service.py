@@ -294,7 +294,7 @@ def test_wrong_input_name(stack):
 
 def test_predictor_unreachable_gives_503(scenes, tmp_path):
     """A transformer whose predictor is down answers 503 at once instead of hanging."""
-    from cloudmask.serve import Stack, free_port
+    from cloudmask.supervisor import Stack, free_port
 
     s = Stack(http_port=0, grpc_port=0, model_family=FAMILY, log_dir=tmp_path)
     closed = f"--predictor_host=127.0.0.1:{free_port()}"  # nothing listens there
@@ -311,7 +311,7 @@ def test_predictor_unreachable_gives_503(scenes, tmp_path):
 def test_rest_hop_to_predictor_with_binary_tensors(stack, scenes, tmp_path):
     """--predictor_protocol v2: the transformer reaches the predictor over REST with binary tensors
     (kserve's own hop would force JSON); same answer as the default gRPC hop, version included."""
-    from cloudmask.serve import Stack
+    from cloudmask.supervisor import Stack
 
     ref = rest_infer(stack, scenes["l1c6"])
     with Stack(http_port=0, grpc_port=0, model_family=FAMILY, predictor_protocol="v2", log_dir=tmp_path) as s2:

@@ -1,73 +1,148 @@
-"""What both components add to kserve's ModelServer: a bind address and versions in V2 metadata.
+"""Everything cloudmask does to kserve that is not kserve's public API, in one place.
 
-kserve 0.21 always binds 0.0.0.0 (REST) and [::] (gRPC). In a pod that is right; on a laptop the
-servers should listen on loopback only, so `--bind_address 127.0.0.1` rewrites both listeners.
+Written for kserve 0.21.x (KSERVE_SERIES). `check_version()` runs when a component starts its server
+(`model_server`) and logs a loud warning when another kserve is installed: the patches below reach into
+kserve's internals, which a kserve release may change without notice. Each patch is a named function,
+idempotent, recorded in `applied()` and undone by `restore()` (for tests); tests/cloudmask/test_kserve_compat.py
+exercises each in process, without a server.
+
+Patches (what kserve 0.21 does -> what cloudmask needs):
+  bind_address             binds REST to 0.0.0.0 and gRPC to [::] always -> wraps RESTServer.__init__ and
+                           the gRPC server module's `aio.server` so both listen on `--bind_address` (loopback
+                           for `cloudmask serve`; a pod keeps 0.0.0.0).
+  grpc_message_limits      the gRPC server's 8 MB message limit -> `model_server.args` raised to 1 GiB unless
+                           given on the command line (the pixel budget, not the transport, bounds a request).
+  versioned_dataplane      the DataPlane swapped into the server (`server.dataplane.__class__`): V2 metadata
+                           without `versions`, a non-numeric Inference-Header-Content-Length giving 500, and
+                           readiness that asks the predictor for a model of the transformer's name.
+  list_parameters          REST JSON parameters may be scalars only (pydantic model) -> lists allowed.
+  validation_errors_as_400 FastAPI's 422 {"detail": [...]} for a body that does not fit -> V2 400 {"error"}.
+  keep_binary_tensors      InferRequest/InferResponse.from_bytes turn binary tensors into Python lists (and fail
+                           on BYTES that are not UTF-8, such as a GeoTIFF) and drop `model_version` -> kept raw.
+  exception_handlers       the component's own status codes (413, 504) registered on kserve's FastAPI app.
+Helpers on kserve types (no patch): `plain_parameters` (gRPC parameters kserve would drop silently).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
+import logging
+import sys
+from typing import Callable
 
 import kserve
 from kserve.protocol import dataplane as _dataplane
 from kserve.protocol.grpc import server as _grpc_server
 from kserve.protocol.rest import server as _rest_server
 
-from .alloc import tune_malloc  # noqa: F401  (both components call it first thing)
+log = logging.getLogger(__name__)
+
+KSERVE_SERIES = "0.21"  # the kserve release these patches were written against and tested with
 
 
+def check_version(installed: str | None = None) -> bool:
+    """Whether the installed kserve is KSERVE_SERIES.x; logs a loud warning when it is not."""
+    if installed is None:
+        try:
+            installed = importlib.metadata.version("kserve")
+        except importlib.metadata.PackageNotFoundError:
+            installed = getattr(kserve, "__version__", "unknown")
+    if installed == KSERVE_SERIES or installed.startswith(KSERVE_SERIES + "."):
+        return True
+    log.warning("!" * 100)
+    log.warning("kserve %s is installed, but cloudmask.kserve_compat was written for kserve %s.x: its patches (%s) "
+                "reach into kserve internals that may have changed. Run tests/cloudmask/test_kserve_compat.py and "
+                "the end-to-end tests before serving with it.", installed, KSERVE_SERIES, ", ".join(PATCHES))
+    log.warning("!" * 100)
+    return False
+
+
+# -- bookkeeping: what was patched, and how to put it back ----------------------------------------------------
+_applied: dict[str, list[Callable[[], None]]] = {}  # patch name -> undo steps, in the order applied
+_MISSING = object()
+
+
+def _once(name: str, undo: list[Callable[[], None]]) -> None:
+    _applied[name] = undo
+
+
+def _set(undo: list, obj, attr: str, value) -> None:
+    """setattr(obj, attr, value), remembering how to undo it (the raw attribute, not a bound method)."""
+    old = vars(obj).get(attr, _MISSING) if hasattr(obj, "__dict__") else getattr(obj, attr, _MISSING)
+    setattr(obj, attr, value)
+    undo.append((lambda: delattr(obj, attr)) if old is _MISSING else (lambda: setattr(obj, attr, old)))
+
+
+def applied() -> tuple[str, ...]:
+    """The patches in effect in this process, in the order they were applied."""
+    return tuple(_applied)
+
+
+def restore() -> None:
+    """Undo every patch (tests: a test that patches kserve leaves it as it found it)."""
+    for name in reversed(list(_applied)):
+        for step in reversed(_applied.pop(name)):
+            step()
+
+
+# -- bind_address ---------------------------------------------------------------------------------------------
 def add_bind_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bind_address", default="0.0.0.0",
                         help="address the REST and gRPC servers listen on (127.0.0.1 locally)")
 
 
-def bind(address: str) -> None:
-    """Make every ModelServer started after this call listen on `address` only."""
-    if address in ("0.0.0.0", "::", ""):
+def bind_address(address: str) -> None:
+    """Make every ModelServer started after this call listen on `address` only (the first address given wins).
+
+    kserve 0.21 always binds 0.0.0.0 (REST) and [::] (gRPC). In a pod that is right; on a laptop the
+    servers should listen on loopback only, so `--bind_address 127.0.0.1` rewrites both listeners."""
+    if address in ("0.0.0.0", "::", "") or "bind_address" in _applied:
         return
+    undo: list = []
     rest_cls = _rest_server.RESTServer
+    orig_init = rest_cls.__init__
 
-    if not getattr(rest_cls, "_cloudmask_bound", False):
-        orig_init = rest_cls.__init__
+    def __init__(self, *a, **kw):
+        orig_init(self, *a, **kw)
+        self.config.host = address  # the uvicorn Server holds this same config object
 
-        def __init__(self, *a, **kw):
-            orig_init(self, *a, **kw)
-            self.config.host = address  # the uvicorn Server holds this same config object
+    _set(undo, rest_cls, "__init__", __init__)
 
-        rest_cls.__init__ = __init__
-        rest_cls._cloudmask_bound = True
+    orig_server = _grpc_server.aio.server
 
-    aio = _grpc_server.aio
-    if not getattr(aio, "_cloudmask_bound", False):
-        orig_server = aio.server
+    def server(*a, **kw):
+        srv = orig_server(*a, **kw)
+        orig_port = srv.add_insecure_port
+        srv.add_insecure_port = lambda addr: orig_port(
+            addr.replace("[::]", address if ":" not in address else f"[{address}]"))
+        return srv
 
-        def server(*a, **kw):
-            srv = orig_server(*a, **kw)
-            orig_port = srv.add_insecure_port
-            srv.add_insecure_port = lambda addr: orig_port(
-                addr.replace("[::]", address if ":" not in address else f"[{address}]"))
-            return srv
-
-        _grpc_server.aio = type("aio", (), {"server": staticmethod(server), "_cloudmask_bound": True})
+    # the gRPC server module reads `aio.server` through its own `aio` name: give it one whose server() binds
+    _set(undo, _grpc_server, "aio", type("aio", (), {"server": staticmethod(server)}))
+    _once("bind_address", undo)
 
 
+# -- grpc_message_limits --------------------------------------------------------------------------------------
 # kserve's gRPC default is 8 MB: one 512x512 6-band FP32 chip is 6.3 MB, and a 2048x2048
 # 13-band GeoTIFF block 109 MB. The pixel budget, not the transport, should bound a request.
 GRPC_MESSAGE_BYTES = 1024 * 1024 * 1024
 
 
-def raise_grpc_message_limits(argv=None) -> None:
-    """Unless given on the command line, lift kserve's gRPC message limits to GRPC_MESSAGE_BYTES."""
-    import sys
-
+def grpc_message_limits(argv=None) -> None:
+    """Unless given on the command line, lift kserve's gRPC message limits (model_server.args) to
+    GRPC_MESSAGE_BYTES."""
     from kserve import model_server as ms
 
     given = sys.argv[1:] if argv is None else argv
+    undo = _applied.get("grpc_message_limits", [])
     for flag in ("grpc_max_send_message_length", "grpc_max_receive_message_length"):
         if not any(a.startswith(f"--{flag}") for a in given):
-            setattr(ms.args, flag, GRPC_MESSAGE_BYTES)
+            _set(undo, ms.args, flag, GRPC_MESSAGE_BYTES)
+    _once("grpc_message_limits", undo)
 
 
+# -- versioned_dataplane --------------------------------------------------------------------------------------
 class VersionedDataPlane(_dataplane.DataPlane):
     """V2 model metadata with `versions` (kserve 0.21 leaves it out) from the model's `version`;
     an Inference-Header-Content-Length that is not a length is a 400 (kserve: int() -> 500)."""
@@ -112,6 +187,14 @@ class VersionedDataPlane(_dataplane.DataPlane):
         return meta
 
 
+def versioned_dataplane(server: kserve.ModelServer) -> None:
+    """Swap VersionedDataPlane into `server` (kserve builds its DataPlane inside ModelServer.__init__ and
+    offers no way to pass another; the subclass adds behaviour and no state, so changing the class is safe)."""
+    server.dataplane.__class__ = VersionedDataPlane
+    _applied.setdefault("versioned_dataplane", [])
+
+
+# -- validation_errors_as_400 ---------------------------------------------------------------------------------
 def _field_path(loc) -> str:
     # ("body", "InferenceRequest", "inputs", 0, "datatype") -> "inputs.0.datatype"
     return ".".join(str(p) for p in loc if p not in ("body", "InferenceRequest")) or "body"
@@ -133,7 +216,38 @@ async def _validation_error(_request, exc):
     return JSONResponse(status_code=400, content={"error": msg})
 
 
-def allow_list_parameters() -> None:
+def _exception_handler(undo: list, exc_type, handler) -> None:
+    from kserve import model_server as ms
+
+    handlers = ms.app.exception_handlers
+    old = handlers.get(exc_type, _MISSING)
+    ms.app.add_exception_handler(exc_type, handler)
+    undo.append((lambda: handlers.pop(exc_type, None)) if old is _MISSING
+                else (lambda: handlers.__setitem__(exc_type, old)))
+
+
+def validation_errors_as_400() -> None:
+    """FastAPI's 422 for a JSON body that does not fit kserve's V2 model -> the V2 400 {"error": ...}."""
+    from fastapi.exceptions import RequestValidationError
+
+    if "validation_errors_as_400" in _applied:
+        return
+    undo: list = []
+    _exception_handler(undo, RequestValidationError, _validation_error)
+    _once("validation_errors_as_400", undo)
+
+
+def exception_handlers(handlers: dict) -> None:
+    """Register a component's own {exception type: async handler} on kserve's FastAPI app (REST status codes
+    kserve does not know, e.g. 413 and 504); kserve exposes the app only as model_server.app."""
+    undo = _applied.get("exception_handlers", [])
+    for exc_type, handler in handlers.items():
+        _exception_handler(undo, exc_type, handler)
+    _once("exception_handlers", undo)
+
+
+# -- list_parameters ------------------------------------------------------------------------------------------
+def list_parameters() -> None:
     """Let REST JSON parameters be lists (`"window": [0, 0, 512, 512]`, `"bands": ["B02", ...]`), the form
     this service documents; kserve 0.21's pydantic model takes scalars only and answers 422."""
     from typing import Dict, List, Optional, Union
@@ -142,26 +256,38 @@ def allow_list_parameters() -> None:
     from pydantic.fields import FieldInfo
     from kserve.protocol.rest import v2_datamodels as dm
 
+    if "list_parameters" in _applied:
+        return
+    undo: list = []
     scalar = Union[StrictFloat, StrictInt, StrictBool, str]
     field = FieldInfo.from_annotated_attribute(Optional[Dict[str, Union[scalar, List[scalar]]]], None)
-    for cls in (dm.RequestInput, dm.RequestOutput, dm.InferenceRequest):  # nested models first
+    models = (dm.RequestInput, dm.RequestOutput, dm.InferenceRequest)  # nested models first
+    for cls in models:
+        old = cls.__pydantic_fields__["parameters"]
         cls.__pydantic_fields__["parameters"] = field
         cls.model_rebuild(force=True)
+        undo.append(lambda cls=cls, old=old: (cls.__pydantic_fields__.__setitem__("parameters", old),
+                                              cls.model_rebuild(force=True)))
+    _once("list_parameters", undo)
 
 
-def model_server(args, **kwargs) -> kserve.ModelServer:
-    from fastapi.exceptions import RequestValidationError
-    from kserve import model_server as ms
-
-    bind(args.bind_address)
+# -- start-up -------------------------------------------------------------------------------------------------
+def model_server(args, handlers: dict | None = None, **kwargs) -> kserve.ModelServer:
+    """kserve's ModelServer with every patch a cloudmask component needs; `handlers`: the component's own
+    exception handlers (exception_handlers)."""
+    check_version()
+    bind_address(args.bind_address)
     keep_binary_tensors()
-    allow_list_parameters()  # before the server registers its routes, which read the model's schema
-    ms.app.add_exception_handler(RequestValidationError, _validation_error)
+    list_parameters()  # before the server registers its routes, which read the model's schema
+    validation_errors_as_400()
+    if handlers:
+        exception_handlers(handlers)
     server = kserve.ModelServer(**kwargs)
-    server.dataplane.__class__ = VersionedDataPlane
+    versioned_dataplane(server)
     return server
 
 
+# -- keep_binary_tensors --------------------------------------------------------------------------------------
 def _from_bytes_keep_raw(cls, req_bytes: bytes, json_length: int, model_name: str):
     """InferRequest.from_bytes that keeps binary inputs as the bytes they arrived as.
 
@@ -261,10 +387,19 @@ def keep_binary_tensors() -> None:
     """Install both from_bytes replacements (see above); idempotent."""
     from kserve.protocol.infer_type import InferRequest, InferResponse
 
-    InferRequest.from_bytes = classmethod(_from_bytes_keep_raw)
-    InferResponse.from_bytes = classmethod(_response_from_bytes_keep_raw)
+    if "keep_binary_tensors" in _applied:
+        return
+    undo: list = []
+    _set(undo, InferRequest, "from_bytes", classmethod(_from_bytes_keep_raw))
+    _set(undo, InferResponse, "from_bytes", classmethod(_response_from_bytes_keep_raw))
+    _once("keep_binary_tensors", undo)
 
 
+PATCHES = ("bind_address", "grpc_message_limits", "versioned_dataplane", "list_parameters",
+           "validation_errors_as_400", "keep_binary_tensors", "exception_handlers")
+
+
+# -- helpers on kserve types ----------------------------------------------------------------------------------
 def plain_parameters(parameters) -> dict:
     """V2 parameters as plain values, from REST (a dict) or gRPC (InferParameter messages).
 

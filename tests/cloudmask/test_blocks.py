@@ -1,4 +1,4 @@
-"""scene.blocks: how a large raster is cut into per-request blocks (cores + read margins)."""
+"""reader.blocks: how a large raster is cut into per-request blocks (cores + read margins)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rasterio.windows import Window
 
-from cloudmask import scene
+from cloudmask import blocks as reader
 
 
 def _check(blocks, region: Window, size: int, margin: int, width: int, height: int) -> None:
@@ -47,12 +47,12 @@ def _check(blocks, region: Window, size: int, margin: int, width: int, height: i
 ])
 def test_whole_raster(width, height, size, margin):
     region = Window(0, 0, width, height)
-    blocks = scene.blocks(region, size, margin, width, height)
+    blocks = reader.blocks(region, size, margin, width, height)
     _check(blocks, region, size, margin, width, height)
 
 
 def test_hand_computed_small_case():
-    blocks = scene.blocks(Window(0, 0, 5, 3), 2, 1, 5, 3)
+    blocks = reader.blocks(Window(0, 0, 5, 3), 2, 1, 5, 3)
     cores = [(b.core.col_off, b.core.row_off, b.core.width, b.core.height) for b in blocks]
     reads = [(b.read.col_off, b.read.row_off, b.read.width, b.read.height) for b in blocks]
     assert cores == [(0, 0, 2, 2), (2, 0, 2, 2), (4, 0, 1, 2), (0, 2, 2, 1), (2, 2, 2, 1), (4, 2, 1, 1)]
@@ -62,7 +62,7 @@ def test_hand_computed_small_case():
 def test_region_inside_raster_reads_context_outside_region():
     # a window in the middle of the raster: margins come from pixels outside the window (real context)
     region = Window(300, 200, 500, 400)
-    blocks = scene.blocks(region, 256, 32, 1000, 1000)
+    blocks = reader.blocks(region, 256, 32, 1000, 1000)
     _check(blocks, region, 256, 32, 1000, 1000)
     assert blocks[0].read.col_off == 268 and blocks[0].read.row_off == 168
 
@@ -76,7 +76,7 @@ def test_any_region(width, height, size, margin, data):
     w = data.draw(st.integers(1, width - c0))
     h = data.draw(st.integers(1, height - r0))
     region = Window(c0, r0, w, h)
-    _check(scene.blocks(region, size, margin, width, height), region, size, margin, width, height)
+    _check(reader.blocks(region, size, margin, width, height), region, size, margin, width, height)
 
 
 @pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
@@ -95,7 +95,7 @@ def test_block_reader_refuses_a_strip_bomb_before_reading(tmp_path):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
     with pytest.raises(OverBudget, match="decode budget of 1024 MiB"):
-        scene.run(path, tmp_path / "mask.tif", lambda tif, win: sent.append(tif), block=2048)
+        reader.run(path, tmp_path / "mask.tif", lambda tif, win: sent.append(tif), block=2048)
     assert sent == []
     assert time.perf_counter() - t0 < 2
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KiB
