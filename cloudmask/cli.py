@@ -11,7 +11,7 @@ COMMANDS = {
     "serve": ("cloudmask.supervisor", "run the predictor and the transformer on 127.0.0.1"),
     "predict": ("cloudmask.predict", "mask a GeoTIFF through the service"),
     "train": ("cloudmask.train", "train the 6-band and 4-band U-Nets"),
-    "evaluate": ("cloudmask.evaluate", "score models and peers on labelled scenes"),
+    "evaluate": ("cloudmask.evaluate.cli", "score models and peers on labelled scenes"),
     "rollout": ("cloudmask.rollout", "canary rollout of a model version on KServe"),
 }
 

@@ -115,7 +115,7 @@ DL_L8S2_UV_FILES = {
 
 
 def dl_l8s2_uv_dir() -> Path:
-    from cloudmask.evaluate.scenes import shared_root
+    from cloudmask.evaluate.labelled import shared_root
 
     return shared_root() / "peers" / "dl_l8s2_uv"
 

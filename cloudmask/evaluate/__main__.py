@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from cloudmask.evaluate import add_arguments, run
+from cloudmask.evaluate.cli import add_arguments, run
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,7 +15,7 @@ import numpy as np
 
 from cloudmask import contract
 from cloudmask.evaluate import metrics
-from cloudmask.evaluate import scenes as scene_mod
+from cloudmask.evaluate import labelled as scene_mod
 
 SOURCE = "built labels (cloudmask.train.realclouds), held-out site"
 
@@ -39,7 +39,7 @@ def load(root: Path | None = None, cache: Path | None = None) -> tuple[list, dic
 def score(cands, chip=contract.CHIP, overlap=64, batch=4, log=print, root=None, cache=None) -> dict:
     """Every candidate on every held-out acquisition: pooled against the built labels (per site and level), and
     cloud IoU against each source on its own."""
-    from cloudmask.evaluate import evaluate
+    from cloudmask.evaluate.run import evaluate
 
     scene_list, votes = load(root, cache)
     if not scene_list:

@@ -67,3 +67,27 @@ def panel(path: Path | str, reflectance: np.ndarray, bands, truth: np.ndarray, m
     path.parent.mkdir(parents=True, exist_ok=True)
     out.save(path)
     return path
+
+
+def panel_rows(s, cands, masks) -> list[tuple[str, np.ndarray]]:
+    """What a scene's panel shows after RGB and truth: one of our U-Nets, one baseline, one teacher variant.
+
+    The widest variant the scene allows (6-band where it has B11 and B12); of several versions of one model
+    the newest, the one the predictor serves."""
+    shown = []
+    widest_first = sorted(cands, key=lambda c: (-len(c.bands), -int(c.version) if str(c.version).isdigit() else 0))
+    for kind in ("ours", "baseline"):
+        for c in widest_first:
+            if c.kind == kind and (c.name, s.name) in masks:
+                shown.append((c.name, masks[(c.name, s.name)]))
+                break
+    for c in widest_first:  # the teacher variant for the scene's level, 6-band when the scene allows
+        if c.kind == "peer" and c.level == s.level and not c.cloud_only and (c.name, s.name) in masks:
+            shown.append((c.name, masks[(c.name, s.name)]))
+            break
+    return shown
+
+
+def write_all(scene_list, cands, masks, out: Path) -> list[Path]:
+    return [panel(out / f"{s.name}.png", s.reflectance, s.bands, s.truth, panel_rows(s, cands, masks),
+                         cloud_only_truth=not s.shadow_labelled, title=s.name) for s in scene_list]

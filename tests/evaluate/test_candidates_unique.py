@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from cloudmask.evaluate import candidates  # noqa: E402
+from cloudmask.evaluate.candidates import candidates  # noqa: E402
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from cloudmask.evaluate import candidates, cards, evaluate
-from cloudmask.evaluate.scenes import load_dir
+from cloudmask.evaluate import cards
+from cloudmask.evaluate.candidates import candidates
+from cloudmask.evaluate.run import evaluate
+from cloudmask.evaluate.labelled import load_dir
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 

@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 
 from cloudmask import contract
-from cloudmask.evaluate import candidates, cards, clear, evaluate, markdown
-from cloudmask.evaluate.scenes import load_dir
+from cloudmask.evaluate import cards, clear
+from cloudmask.evaluate.candidates import candidates
+from cloudmask.evaluate.report import markdown
+from cloudmask.evaluate.run import evaluate
+from cloudmask.evaluate.labelled import load_dir
 from cloudmask.train import data, sources
 
 MODELS = Path(__file__).resolve().parents[2] / "models"

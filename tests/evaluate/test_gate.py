@@ -119,8 +119,10 @@ def test_committed_evidence_measures_again(tmp_path):
         if os.environ.get("CI") == "true":
             pytest.fail(msg + "; CI must have ../shared")
         pytest.skip(msg)
-    from cloudmask.evaluate import candidates, evaluate, heldout
-    from cloudmask.evaluate import scenes as scene_mod
+    from cloudmask.evaluate import heldout
+    from cloudmask.evaluate.candidates import candidates
+    from cloudmask.evaluate.run import evaluate
+    from cloudmask.evaluate import labelled as scene_mod
 
     doc = _committed()
     keep = {"cloudmask-6b", "cloudmask-4b", "baseline-6b", "baseline-4b"}

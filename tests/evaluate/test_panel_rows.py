@@ -5,7 +5,8 @@ import types
 import numpy as np
 
 from cloudmask import contract
-from cloudmask.evaluate import Candidate, panel_rows
+from cloudmask.evaluate.candidates import Candidate
+from cloudmask.evaluate.panels import panel_rows
 
 
 def _c(name, kind, bands, version="", level=None, cloud_only=False):

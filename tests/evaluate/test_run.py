@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cloudmask.evaluate import predict
+from cloudmask.evaluate.run import predict
 from cloudmask.evaluate.__main__ import main
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
@@ -65,8 +65,9 @@ def test_evaluate_scene_dir_writes_metrics_and_panels(tmp_path, labelled_dir, ca
 def test_peers_run_on_the_same_pixels_and_agreement_is_not_accuracy(labelled_dir):
     """With peers on, every ukis-csmask variant the bands allow is scored, and the baseline's match with the
     teacher variant (same band count, the scene's level) is reported under `agreement_with_teacher`."""
-    from cloudmask.evaluate import candidates, evaluate
-    from cloudmask.evaluate.scenes import load_dir
+    from cloudmask.evaluate.candidates import candidates
+    from cloudmask.evaluate.run import evaluate
+    from cloudmask.evaluate.labelled import load_dir
 
     scene = load_dir(labelled_dir())  # L2A, 6 bands
     doc = evaluate([scene], candidates(MODELS, {"baseline-6b"}, peers=True, dl_l8s2_uv=False), panels=False,

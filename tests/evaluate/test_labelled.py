@@ -10,7 +10,7 @@ import pytest
 import rasterio
 
 from cloudmask import contract
-from cloudmask.evaluate import scenes
+from cloudmask.evaluate import labelled as scenes
 
 def test_load_dir_reads_bands_scale_truth_and_valid(labelled_dir):
     s = scenes.load_dir(labelled_dir())
