@@ -19,8 +19,13 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from cloudmask.rollout.decide import GROUP, PLURAL, VERSION
 from cloudmask.rollout.errors import ExitCode, RolloutError
+
+# The KServe API this talks to (the InferenceService custom resource)
+GROUP = "serving.kserve.io"
+VERSION = "v1beta1"
+PLURAL = "inferenceservices"
+KIND = "InferenceService"
 
 MERGE_PATCH = "application/merge-patch+json"
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")

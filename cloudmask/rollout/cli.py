@@ -9,6 +9,7 @@ import time
 from typing import Any, Callable, TextIO
 
 from cloudmask.rollout import decide
+from cloudmask.rollout.status import format_summary, summarize
 from cloudmask.rollout.errors import EXIT_CODES_HELP, ExitCode, RolloutError
 
 DEFAULT_NAME = "cloudmask"
@@ -136,12 +137,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _status(isvcs: Any, args: argparse.Namespace, out: TextIO) -> int:
-    summary = decide.summarize(isvcs.get())
+    summary = summarize(isvcs.get())
     if args.json:
         json.dump(summary, out, indent=2)
         out.write("\n")
     else:
-        print(decide.format_summary(summary), file=out)
+        print(format_summary(summary), file=out)
     return ExitCode.OK
 
 

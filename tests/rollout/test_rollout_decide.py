@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from cloudmask.rollout import decide
+from cloudmask.rollout import decide, status
 from cloudmask.rollout.errors import ExitCode, RolloutError
 
 REV1 = "cloudmask-predictor-00001"
@@ -457,7 +457,7 @@ def test_check_pinned_waits_until_the_canary_gets_0():
 
 
 def test_summary_of_tagged_canary():
-    summary = decide.summarize(canary_tagged())
+    summary = status.summarize(canary_tagged())
     assert summary["phase"] == "canary"
     assert summary["storageUri"] == URI2 and summary["previousStorageUri"] == URI1
     assert summary["canaryTrafficPercent"] == 10
@@ -467,14 +467,14 @@ def test_summary_of_tagged_canary():
         {"revisionName": "sklearn-iris-predictor-default-00001", "percent": 90, "latestRevision": False, "tag": "prev"},
     ]
     assert {"type": "Ready", "status": "True", "reason": None, "message": None} in summary["conditions"]
-    text = decide.format_summary(summary)
+    text = status.format_summary(summary)
     assert "canary (Ready=True)" in text
     assert "  10%  sklearn-iris-predictor-default-00003  tag=latest  latest" in text
     assert json.loads(json.dumps(summary)) == summary
 
 
 def test_summary_of_failed_canary_shows_the_reason():
-    text = decide.format_summary(decide.summarize(canary_failed()))
+    text = status.format_summary(status.summarize(canary_failed()))
     assert "failed (Ready=False)" in text
     assert "PredictorConfigurationReady" in text and "RevisionFailed" in text
 
