@@ -34,15 +34,14 @@ class Block:
 def blocks(region: Window, size: int, margin: int, width: int, height: int) -> list[Block]:
     """Cut `region` into cores of at most size x size, each read with `margin` px of context."""
     out = []
+    raster = Window(0, 0, width, height)
     c0, r0 = int(region.col_off), int(region.row_off)
     w, h = int(region.width), int(region.height)
     for r in range(r0, r0 + h, size):
         for c in range(c0, c0 + w, size):
             core = Window(c, r, min(size, c0 + w - c), min(size, r0 + h - r))
-            rc, rr = max(0, c - margin), max(0, r - margin)
-            re_c = min(width, c + core.width + margin)
-            re_r = min(height, r + core.height + margin)
-            out.append(Block(core=core, read=Window(rc, rr, re_c - rc, re_r - rr)))
+            context = Window(c - margin, r - margin, core.width + 2 * margin, core.height + 2 * margin)
+            out.append(Block(core=core, read=context.intersection(raster)))
     return out
 
 
@@ -125,6 +124,7 @@ def run(src_path: Path | str, out_path: Path | str, predict: Callable[[bytes, Wi
     predict(tif_bytes, server_window) -> client.Answer. A raster that fits one block is sent
     as it is (with `window` as a request parameter); a larger one is cut into blocks.
     """
+    from cloudmask.raster import stitch
     from cloudmask.raster.encode import mask_profile  # the same mask format the service writes
 
     t0 = time.perf_counter()
@@ -150,7 +150,7 @@ def run(src_path: Path | str, out_path: Path | str, predict: Callable[[bytes, Wi
         lock = threading.Lock()
         out_path.parent.mkdir(parents=True, exist_ok=True)
         with rasterio.open(out_path, "w", **prof) as dst:
-            dst.set_band_description(1, "cloudmask: 0 clear, 1 cloud, 2 shadow, 255 nodata")
+            dst.set_band_description(1, contract.MASK_DESCRIPTION)
 
             def write(b: Block, ans, nbytes: int):
                 nonlocal sent
@@ -160,9 +160,7 @@ def run(src_path: Path | str, out_path: Path | str, predict: Callable[[bytes, Wi
                 with lock:
                     dst.write(core, 1, window=Window(b.core.col_off - region.col_off, b.core.row_off - region.row_off,
                                                      b.core.width, b.core.height))
-                    counts[0] += np.count_nonzero(core != contract.NODATA)
-                    counts[1] += np.count_nonzero(core == contract.CLOUD)
-                    counts[2] += np.count_nonzero(core == contract.SHADOW)
+                    counts[:] += stitch.counts(core)
                     versions.add(ans.model_version)
                     sent += nbytes
 
@@ -194,9 +192,7 @@ def run(src_path: Path | str, out_path: Path | str, predict: Callable[[bytes, Wi
                         done += 1
                         if progress:
                             progress(done, len(todo))
-            valid = int(counts[0])
-            cloud = counts[1] / valid if valid else 0.0
-            shadow = counts[2] / valid if valid else 0.0
+            cloud, shadow = stitch.cover_from_counts(*(int(n) for n in counts))
             version = ",".join(sorted(v for v in versions if v))
             dst.update_tags(cloudmask_model_version=version, cloud_cover=f"{cloud:.6f}", shadow_cover=f"{shadow:.6f}")
     return Result(width=int(region.width), height=int(region.height), cloud_cover=float(cloud),

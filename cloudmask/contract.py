@@ -55,6 +55,13 @@ OUTPUT_MASK_GEOTIFF = "mask_geotiff"
 # the service always sends CHIP x CHIP.
 CHIP = 512
 CHIP_MULTIPLE = 16
+OVERLAP = 64  # px neighbouring chips share (stitch blends them); the service's, evaluate's and the bench's default
+
+# One request's pixel budget (after `window`), the transformer's --max_pixels default: larger ones get 413.
+MAX_PIXELS = 4096 * 4096
+
+# The mask GeoTIFF's band description (the service's mask_geotiff and `cloudmask predict`'s file alike).
+MASK_DESCRIPTION = "cloudmask: 0 clear, 1 cloud, 2 shadow, 255 nodata"
 
 # DN -> reflectance: reflectance = (DN + offset) / scale. Sentinel-2 L1C and L2A before processing
 # baseline 04.00 use offset 0; L2A from baseline 04.00 (Jan 2022) adds BOA_ADD_OFFSET = -1000.

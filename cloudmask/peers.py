@@ -20,6 +20,8 @@ from typing import Callable
 
 import numpy as np
 
+from cloudmask.paths import shared_root, ukis_dir
+
 # ukis-csmask band names -> Sentinel-2 band names (ukis_csmask.mask.CSmask docstring)
 UKIS_BANDS = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08", "swir16": "B11", "swir22": "B12"}
 UKIS_OVERLAP = 0.2  # what CSmask uses
@@ -28,10 +30,6 @@ PRODUCT_LEVELS = ("l1c", "l2a")
 Peer = Callable[[np.ndarray], np.ndarray]
 
 
-def ukis_dir() -> Path:
-    import ukis_csmask
-
-    return Path(ukis_csmask.__file__).parent
 
 
 def ukis_model_name(bands, product_level: str = "l2a") -> str | None:
@@ -115,8 +113,6 @@ DL_L8S2_UV_FILES = {
 
 
 def dl_l8s2_uv_dir() -> Path:
-    from cloudmask.evaluate.labelled import shared_root
-
     return shared_root() / "peers" / "dl_l8s2_uv"
 
 

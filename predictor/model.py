@@ -12,6 +12,8 @@ from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
 from cloudmask import contract
 from cloudmask.kserve_compat import plain_parameters
+from cloudmask.raster import scale as scale_ops
+from cloudmask.raster.errors import BadInput
 from cloudmask.savedmodel import ModelDir, Runner
 
 
@@ -79,16 +81,12 @@ class SegmentationModel(Model):
             params = plain_parameters(inp.parameters)  # gRPC InferParameter messages or REST values
         except ValueError as e:
             raise InvalidInput(f"{self.name}: '{inp.name}' {e}") from None
-        try:
-            scale = float(params.get("scale", contract.DEFAULT_SCALE))
-            offset = float(params.get("offset", contract.DEFAULT_OFFSET))
-        except (TypeError, ValueError):
-            raise InvalidInput(f"{self.name}: '{inp.name}' parameters scale and offset must be numbers, "
-                               f"got {params.get('scale')!r}, {params.get('offset')!r}") from None
-        if not (np.isfinite(scale) and scale > 0 and np.isfinite(offset)):
-            raise InvalidInput(f"{self.name}: '{inp.name}' needs a positive finite scale and a finite offset, "
-                               f"got {scale}, {offset}")
-        return x, (scale, offset)
+        try:  # the transformer's own check (cloudmask.raster.scale.check)
+            scaling = scale_ops.check(params.get("scale", contract.DEFAULT_SCALE),
+                                      params.get("offset", contract.DEFAULT_OFFSET))
+        except BadInput as e:
+            raise InvalidInput(f"{self.name}: '{inp.name}' parameters: {e}") from None
+        return x, scaling
 
     def _outputs(self, request: InferRequest) -> list[str]:
         names = [o.name for o in request.request_outputs or ()] or [self.contract.output_name]

@@ -27,11 +27,11 @@ def parse(argv=None) -> argparse.Namespace:
                         help="how to reach the predictor: grpc-v2 (default) or v2 (REST, binary tensors)")
     parser.add_argument("--model_family", default="cloudmask", choices=sorted(contract.FAMILIES),
                         help="which predictor models to use: the U-Nets or the spectral-test baseline")
-    parser.add_argument("--max_pixels", type=int, default=4096 * 4096,
+    parser.add_argument("--max_pixels", type=int, default=contract.MAX_PIXELS,
                         help="pixel budget of one request (after --window); larger ones get 413")
     parser.add_argument("--batch_size", type=int, default=4, help="chips per predictor call")
     parser.add_argument("--max_in_flight", type=int, default=2, help="predictor calls in flight per request")
-    parser.add_argument("--overlap", type=int, default=64, help="overlap of neighbouring chips, px")
+    parser.add_argument("--overlap", type=int, default=contract.OVERLAP, help="overlap of neighbouring chips, px")
     parser.add_argument("--hop_probabilities", default="fp32", choices=HOP_PROBABILITIES,
                         help="what the predictor returns for blending chips: fp32 (exact) or uint8 (round(255 p), "
                              "a quarter of the bytes, changes ~0.02%% of pixels); one-chip requests always get "

@@ -97,8 +97,8 @@ class Job:
 
 class CloudMaskTransformer(Model):
     def __init__(self, name: str = contract.SERVICE_NAME, family: str = "cloudmask",
-                 max_pixels: int = 4096 * 4096, batch_size: int = 4, max_in_flight: int = 2,
-                 overlap: int = 64, timeout_s: float = 60.0, hop_probabilities: str = "fp32"):
+                 max_pixels: int = contract.MAX_PIXELS, batch_size: int = 4, max_in_flight: int = 2,
+                 overlap: int = contract.OVERLAP, timeout_s: float = 60.0, hop_probabilities: str = "fp32"):
         super().__init__(name)
         if family not in contract.FAMILIES:
             raise ValueError(f"unknown model family {family!r}; known: {sorted(contract.FAMILIES)}")

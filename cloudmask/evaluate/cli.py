@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-dl-l8s2-uv", action="store_true", help="skip the optional DL-L8S2-UV peer")
     p.add_argument("--out", type=Path, default=Path("out/evaluate"), help="metrics.json and PNG panels go here")
     p.add_argument("--chip", type=int, default=contract.CHIP)
-    p.add_argument("--overlap", type=int, default=64)
+    p.add_argument("--overlap", type=int, default=contract.OVERLAP)
     p.add_argument("--batch", type=int, default=4, help="chips per predictor call")
     p.add_argument("--no-panels", action="store_true")
     p.add_argument("--no-clear", action="store_true",

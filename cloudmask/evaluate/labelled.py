@@ -39,14 +39,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from cloudmask import contract
+from cloudmask.paths import shared_root
 
-REPO = Path(__file__).resolve().parents[2]
 IGNORE = contract.NODATA  # truth value of pixels that are not scored
 CLASSES_3 = ("clear", "cloud", "shadow")
 CLASSES_CLOUD = ("not-cloud", "cloud")
@@ -84,10 +83,6 @@ class LabelledScene:
 
     def has(self, bands) -> bool:
         return set(bands) <= set(self.bands)
-
-
-def shared_root() -> Path:
-    return Path(os.environ.get("CLOUDMASK_SHARED", REPO.parent / "shared"))
 
 
 def labelled_root() -> Path:

@@ -35,7 +35,7 @@ def _score(scene, pred) -> dict:
     return res
 
 
-def evaluate(scene_list, cands, chip=contract.CHIP, overlap=64, batch=4, out: Path | None = None,
+def evaluate(scene_list, cands, chip=contract.CHIP, overlap=contract.OVERLAP, batch=4, out: Path | None = None,
              panels: bool = True, log=print, clear_regions=(), masks: dict | None = None) -> dict:
     """Run every candidate on every scene whose bands it can read; return the metrics dict (see metrics.json).
 

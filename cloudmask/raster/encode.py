@@ -21,7 +21,7 @@ def encode(mask: np.ndarray, crs, transform, tags: dict | None = None) -> bytes:
     with MemoryFile() as mem:
         with mem.open(**mask_profile(mask.shape[0], mask.shape[1], crs, transform)) as dst:
             dst.write(mask, 1)
-            dst.set_band_description(1, "cloudmask: 0 clear, 1 cloud, 2 shadow, 255 nodata")
+            dst.set_band_description(1, contract.MASK_DESCRIPTION)
             dst.update_tags(**{k: str(v) for k, v in (tags or {}).items()})
             dst.write_colormap(1, {0: (0, 0, 0, 0), 1: (255, 255, 255, 255), 2: (255, 0, 255, 255)})
         return mem.read()

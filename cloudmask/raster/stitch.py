@@ -67,10 +67,20 @@ def to_mask(probs: np.ndarray, invalid: np.ndarray | None = None) -> np.ndarray:
     return mask
 
 
-def cover(mask: np.ndarray) -> tuple[float, float]:
+def counts(mask: np.ndarray) -> tuple[int, int, int]:
+    """(valid, cloud, shadow) pixel counts of a mask: what cover fractions are made of, and what adds up over
+    the blocks of a large raster (cloudmask.blocks)."""
+    return (int(np.count_nonzero(mask != contract.NODATA)), int(np.count_nonzero(mask == contract.CLOUD)),
+            int(np.count_nonzero(mask == contract.SHADOW)))
+
+
+def cover_from_counts(valid: int, cloud: int, shadow: int) -> tuple[float, float]:
     """Cloud and shadow fractions of the valid (not NODATA) pixels; 0 when none is valid."""
-    valid = np.count_nonzero(mask != contract.NODATA)
     if valid == 0:
         return 0.0, 0.0
-    return (float(np.count_nonzero(mask == contract.CLOUD)) / valid,
-            float(np.count_nonzero(mask == contract.SHADOW)) / valid)
+    return float(cloud) / valid, float(shadow) / valid
+
+
+def cover(mask: np.ndarray) -> tuple[float, float]:
+    """Cloud and shadow fractions of the valid (not NODATA) pixels of `mask`; 0 when none is valid."""
+    return cover_from_counts(*counts(mask))

@@ -45,7 +45,7 @@ class TilePlan:
         return len(self.rows) * len(self.cols)
 
 
-def plan(height: int, width: int, chip: int = contract.CHIP, overlap: int = 64,
+def plan(height: int, width: int, chip: int = contract.CHIP, overlap: int = contract.OVERLAP,
          multiple: int = contract.CHIP_MULTIPLE) -> TilePlan:
     if not 0 <= overlap < chip:
         raise ValueError(f"overlap must be in [0, {chip}), got {overlap}")

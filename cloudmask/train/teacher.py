@@ -18,14 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from cloudmask.train.labels import IGNORE, confident  # noqa: F401  (IGNORE is read as teacher.IGNORE too)
+from cloudmask.paths import ukis_dir as _ukis_dir
 from cloudmask.train.sources import Scene
 UKIS_BANDS = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08", "swir16": "B11", "swir22": "B12"}
-
-
-def _ukis_dir() -> Path:
-    import ukis_csmask
-
-    return Path(ukis_csmask.__file__).parent
 
 
 def teacher_model(scene: Scene) -> str:
