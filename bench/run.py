@@ -138,7 +138,7 @@ def main(argv=None) -> int:
 
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
-    # the same allocator settings as the predictor and transformer processes (cloudmask.kserve_compat):
+    # the same allocator settings as the predictor and transformer processes (cloudmask.alloc):
     # the in-process model call is then exactly the predictor's, and the ratios measure serving
     from cloudmask.alloc import tune_malloc
 

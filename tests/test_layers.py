@@ -75,7 +75,9 @@ def test_components_stand_on_the_library():
 
 
 def test_the_transformer_is_only_the_kserve_adapter():
-    assert {p.name for p in _files("transformer")} == {"__init__.py", "__main__.py", "model.py", "request.py", "hop.py"}
+    """model (the kserve.Model), request and uri_input (reading the V2 request's inputs), hop (the predictor call)."""
+    assert {p.name for p in _files("transformer")} == {"__init__.py", "__main__.py", "model.py", "request.py", "hop.py",
+                                                       "uri_input.py"}
 
 
 def test_imports_are_found():

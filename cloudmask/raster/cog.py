@@ -14,7 +14,7 @@ from rasterio.io import MemoryFile
 from cloudmask import contract
 
 BLOCKSIZE = 512
-DESCRIPTION = "cloudmask: 0 clear, 1 cloud, 2 shadow, 255 nodata"
+DESCRIPTION = contract.MASK_DESCRIPTION
 COLORMAP = {0: (0, 0, 0, 0), 1: (255, 255, 255, 255), 2: (255, 0, 255, 255)}
 
 
