@@ -40,15 +40,9 @@ def _top(name: str) -> str:
     return name.split(".")[0]
 
 
-# The one import still running up the layers, until the training work (which has the file open) updates its line to
-# cloudmask.savedmodel; predictor/savedmodel.py re-exports cloudmask.savedmodel for it meanwhile.
-PENDING = {"cloudmask/train/realclouds.py": {"predictor.savedmodel", "predictor.savedmodel.Runner"}}
-
-
 @pytest.mark.parametrize("path", _files("cloudmask"), ids=lambda p: str(p.relative_to(ROOT)))
 def test_the_library_never_imports_a_component(path):
-    pending = PENDING.get(str(path.relative_to(ROOT)), set())
-    wrong = sorted(m for m in imports(path) if _top(m) in COMPONENTS + ("bench", "tests") and m not in pending)
+    wrong = sorted(m for m in imports(path) if _top(m) in COMPONENTS + ("bench", "tests"))
     assert not wrong, f"{path.relative_to(ROOT)} imports {wrong}: the library must not stand on a component"
 
 
@@ -106,11 +100,3 @@ def test_a_component_loads_without_the_other_images_stack(component, forbidden):
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
 
-
-def test_the_pending_exception_is_only_a_re_export():
-    shim = ROOT / "predictor" / "savedmodel.py"
-    if not any(m in imports(ROOT / f) for f, ms in PENDING.items() for m in ms):
-        assert not shim.exists(), "nothing imports predictor.savedmodel any more: delete it and PENDING"
-        return
-    code = [n for n in ast.parse(shim.read_text()).body if not isinstance(n, ast.Expr)]
-    assert len(code) == 1 and isinstance(code[0], ast.ImportFrom) and code[0].module == "cloudmask.savedmodel"

@@ -100,7 +100,7 @@ class Teachers:
         return self._cached(name, img, lambda a: self._ukis[name](a[None])[0])
 
     def baseline(self, img: np.ndarray) -> np.ndarray:
-        from predictor.savedmodel import Runner
+        from cloudmask.savedmodel import Runner
         from cloudmask.train.sources import REPO
 
         if self._baseline is None:
