@@ -68,9 +68,11 @@ def test_frozen_predictor_gives_504_naming_it_and_not_ready(fstack, body):
     assert httpx.post(fstack.url + INFER, json=body, timeout=60).status_code == 200
 
 
-def test_predictor_restarted_is_used_within_two_seconds(fstack, body):
+def test_predictor_restarted_is_used_without_the_reconnect_back_off(fstack, body):
     """Killed: 503 at once and not ready; started again after 15 s down, used within ~1 s of its own
-    readiness (before: gRPC's reconnect back-off, 14 s of further 503s after 20 s down)."""
+    readiness (before: gRPC's reconnect back-off, 14 s of further 503s after 20 s down). The bound asserted is 6 s:
+    far below what the uncapped back-off gives after 15 s down, loose enough for a loaded 2-core CI machine (the
+    speed itself is a bench matter, not a test's)."""
     pred = fstack.children["predictor"]
     pred.kill()
     pred.wait()
@@ -90,5 +92,5 @@ def test_predictor_restarted_is_used_within_two_seconds(fstack, body):
             assert time.monotonic() - t_up < 10, "restarted predictor not used"
             time.sleep(0.1)
         used_after = time.monotonic() - t_up
-    assert used_after < 2.0, f"used {used_after:.1f} s after it was ready"
+    assert used_after < 6.0, f"used {used_after:.1f} s after it was ready: the reconnect back-off is not capped"
     assert ready(fstack) == 200
