@@ -219,7 +219,8 @@ def test_one_url_per_band_reads_only_the_picked_bands(srv):
 
     r = reference.read_uris(uris, policy(srv), window=[10, 20, 300, 200], pick=pick)
     assert r.data.shape == (2, 200, 300) and r.descriptions == bands
-    assert {p for p in srv.served} == {"/cogs/B02.tif", "/cogs/B03.tif"}
+    # the other four files are never asked for (B02's and B03's tiles may come from GDAL's cache of earlier reads)
+    assert {p for _, p, _ in srv.requests} <= {"/cogs/B02.tif", "/cogs/B03.tif"}
 
 
 @pytest.fixture(scope="module")
