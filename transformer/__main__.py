@@ -16,7 +16,9 @@ from kserve.predictor_config import PredictorConfig
 
 from cloudmask import contract, kserve_compat
 from cloudmask.alloc import tune_malloc
+from cloudmask.bodylimit import DEFAULT_MAX_BODY_BYTES
 
+from . import uri_input
 from .model import HOP_PROBABILITIES, CloudMaskTransformer, PredictorTimeout, RequestTooLarge
 
 
@@ -29,6 +31,9 @@ def parse(argv=None) -> argparse.Namespace:
                         help="which predictor models to use: the U-Nets or the spectral-test baseline")
     parser.add_argument("--max_pixels", type=int, default=contract.MAX_PIXELS,
                         help="pixel budget of one request (after --window); larger ones get 413")
+    parser.add_argument("--max_body_bytes", type=int, default=DEFAULT_MAX_BODY_BYTES,
+                        help="largest REST request body; a larger Content-Length gets 413 before the body is read "
+                             "(default 640 MiB: a full-budget 13-band uint16 file fits even as base64 JSON)")
     parser.add_argument("--batch_size", type=int, default=4, help="chips per predictor call")
     parser.add_argument("--max_in_flight", type=int, default=2, help="predictor calls in flight per request")
     parser.add_argument("--overlap", type=int, default=contract.OVERLAP, help="overlap of neighbouring chips, px")
@@ -37,6 +42,7 @@ def parse(argv=None) -> argparse.Namespace:
                              "a quarter of the bytes, changes ~0.02%% of pixels); one-chip requests always get "
                              "the predictor's classes")
     kserve_compat.add_bind_argument(parser)
+    uri_input.add_arguments(parser)  # --allowed_uri_prefixes ... (URI input, off by default)
     # kserve's 600 s would hold a request (and its memory) for ten minutes behind a frozen predictor;
     # one deadline for all of a request's predictor calls, well under a client's usual 300 s
     parser.set_defaults(predictor_request_timeout_seconds=60)
@@ -54,9 +60,10 @@ async def _timed_out(_request, exc: PredictorTimeout):
 def main(argv=None) -> int:
     args = parse(argv)
     # GDAL's block cache defaults to 5 % of the machine's memory (not the pod's): bound it per process
-    os.environ.setdefault("GDAL_CACHEMAX", "256")  # MB
+    os.environ.setdefault("GDAL_CACHEMAX", "64")  # MB: a one-pass read gains nothing from more, and a bigger cache stays resident
     tune_malloc()
     kserve_compat.grpc_message_limits(argv)
+    kserve_compat.body_limit(args.max_body_bytes)
     predictor = PredictorConfig(
         predictor_host=args.predictor_host, predictor_protocol=args.predictor_protocol,
         predictor_use_ssl=args.predictor_use_ssl,
@@ -66,8 +73,10 @@ def main(argv=None) -> int:
     model = CloudMaskTransformer(
         name=args.model_name, family=args.model_family, max_pixels=args.max_pixels,
         batch_size=args.batch_size, max_in_flight=args.max_in_flight, overlap=args.overlap,
-        timeout_s=args.predictor_request_timeout_seconds, hop_probabilities=args.hop_probabilities)
-    server = kserve_compat.model_server(args, handlers={RequestTooLarge: _too_large, PredictorTimeout: _timed_out},
+        timeout_s=args.predictor_request_timeout_seconds, hop_probabilities=args.hop_probabilities,
+        uri_policy=uri_input.policy(args))
+    server = kserve_compat.model_server(args, handlers={RequestTooLarge: _too_large, PredictorTimeout: _timed_out,
+                                                        **uri_input.handlers()},
                                         predictor_config=predictor)
     server.start([model])
     return 0

@@ -27,12 +27,14 @@ from kserve.protocol.grpc.grpc_predict_v2_pb2 import ModelInferResponse, ServerR
 from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
-from cloudmask import contract
+from cloudmask import contract, kserve_compat
 
 from cloudmask.raster import bands as band_ops
 from cloudmask.raster import decode as decode_ops
-from cloudmask.raster import encode as encode_ops
+from cloudmask.raster import cog
+from cloudmask.raster import remote
 from . import hop as hop_ops
+from . import uri_input
 from cloudmask.raster import level as level_ops
 from . import request as request_ops
 from cloudmask.raster import scale as scale_ops
@@ -98,8 +100,10 @@ class Job:
 class CloudMaskTransformer(Model):
     def __init__(self, name: str = contract.SERVICE_NAME, family: str = "cloudmask",
                  max_pixels: int = contract.MAX_PIXELS, batch_size: int = 4, max_in_flight: int = 2,
-                 overlap: int = contract.OVERLAP, timeout_s: float = 60.0, hop_probabilities: str = "fp32"):
+                 overlap: int = contract.OVERLAP, timeout_s: float = 60.0, hop_probabilities: str = "fp32",
+                 uri_policy: remote.Policy | None = None):
         super().__init__(name)
+        self.uri_policy = uri_policy or remote.Policy()  # URI input off unless the operator allows prefixes
         if family not in contract.FAMILIES:
             raise ValueError(f"unknown model family {family!r}; known: {sorted(contract.FAMILIES)}")
         self.family = family
@@ -120,7 +124,10 @@ class CloudMaskTransformer(Model):
 
     # -- V2 metadata of the service --------------------------------------------------------
     def get_input_types(self):
-        return [{"name": contract.INPUT_GEOTIFF, "datatype": "BYTES", "shape": [1]}]
+        # one of the three: the raster's bytes, or a reference the service reads (issue 13, --allowed_uri_prefixes)
+        return [{"name": contract.INPUT_GEOTIFF, "datatype": "BYTES", "shape": [1]},
+                {"name": contract.INPUT_URI, "datatype": "BYTES", "shape": [-1]},
+                {"name": contract.INPUT_STAC_ITEM, "datatype": "BYTES", "shape": [1]}]
 
     def get_output_types(self):
         return [
@@ -138,7 +145,8 @@ class CloudMaskTransformer(Model):
         """The raster half of preprocess, in plain terms (raises BadInput / OverBudget)."""
         t0 = time.perf_counter()
         params = request_ops.params(request.parameters, request.request_outputs)
-        payload = request_ops.geotiff_bytes(request.inputs)
+        ref = uri_input.reference_input(request.inputs)  # `uri` / `stac_item` instead of `geotiff`
+        payload = request_ops.geotiff_bytes(request.inputs) if ref is None else None
         chosen = {}
 
         def pick(descriptions, count):  # resolve names and the model before any pixel is read
@@ -146,7 +154,11 @@ class CloudMaskTransformer(Model):
             chosen["model"] = model = band_ops.choose_model(self.family, names)
             return [names.index(b) + 1 for b in model.bands]
 
-        raster = decode_ops.decode(payload, window=params.window, max_pixels=self.max_pixels, pick=pick)
+        if ref is None:
+            raster = decode_ops.decode(payload, window=params.window, max_pixels=self.max_pixels, pick=pick)
+        else:  # only the window's tiles of the model's bands, under the URI policy and its budgets
+            raster = uri_input.read(self.uri_policy, *ref, window=params.window, max_pixels=self.max_pixels,
+                                    pick=pick)
         names, model = chosen["names"], chosen["model"]
         data = raster.data  # already the model's bands, in its order
         invalid = scale_ops.nodata_mask(data, raster.nodata)
@@ -181,6 +193,10 @@ class CloudMaskTransformer(Model):
             raise RequestTooLarge(str(e)) from None
         except BadInput as e:
             raise InvalidInput(str(e)) from None
+        finally:
+            # the raster is read (or refused): kserve's copies of the body, hundreds of MB at the
+            # pixel budget, would otherwise live until the response is sent
+            kserve_compat.release_inputs(payload)
 
     # -- the hop ---------------------------------------------------------------------------
     def _channel(self):
@@ -271,7 +287,8 @@ class CloudMaskTransformer(Model):
     async def predict(self, job: Job, headers=None, response_headers=None) -> Job:
         t0 = time.perf_counter()
         deadline = time.monotonic() + self.timeout_s  # one deadline for all of the request's calls
-        stitcher = stitch_ops.Stitcher(job.plan, len(job.model.classes))
+        # the mask row band by row band: float32 only for the rows chips still to come can touch
+        stitcher = stitch_ops.RowStitcher(job.plan, len(job.model.classes))
         gate = asyncio.Semaphore(self.max_in_flight)
         outputs = self._hop_outputs(job)
         forward = hop_ops.forwarded(headers)
@@ -293,7 +310,7 @@ class CloudMaskTransformer(Model):
         versions = await asyncio.gather(*(one(p) for p in tile_ops.batches(job.plan, self.batch_size)))
         job.model_version = versions[0] if versions else None
         if job.classes is None:
-            job.probabilities = stitcher.probabilities()
+            job.classes = stitcher.mask()  # respond() puts NODATA where the input was invalid
         job.seconds["predict"] = time.perf_counter() - t0
         return job
 
@@ -314,7 +331,7 @@ class CloudMaskTransformer(Model):
         outputs = []
         for name in wanted:
             if name == contract.OUTPUT_MASK_GEOTIFF:
-                tif = encode_ops.encode(mask, job.raster.crs, job.raster.transform, tags={
+                tif = cog.encode(mask, job.raster.crs, job.raster.transform, tags={
                     "cloudmask_model": job.model.name, "cloudmask_model_version": job.model_version,
                     "cloud_cover": f"{cloud:.6f}", "shadow_cover": f"{shadow:.6f}"})
                 # JSON carries BYTES as text: base64, the same as the request's geotiff

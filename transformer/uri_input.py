@@ -106,8 +106,8 @@ def read(pol: remote.Policy, name: str, elements: list[str], window=None, max_pi
         raise SourceTimeout(str(e)) from None
 
 
-def add_handlers(app) -> None:
-    """REST status codes for URIRefused (403) and SourceTimeout (504), as V2 errors."""
+def handlers() -> dict:
+    """REST status codes for URIRefused (403) and SourceTimeout (504), as V2 errors: {exception: handler}."""
     from fastapi.responses import JSONResponse
 
     async def refused(_request, exc: URIRefused):
@@ -116,5 +116,4 @@ def add_handlers(app) -> None:
     async def timed_out(_request, exc: SourceTimeout):
         return JSONResponse(status_code=504, content={"error": exc.details})
 
-    app.add_exception_handler(URIRefused, refused)
-    app.add_exception_handler(SourceTimeout, timed_out)
+    return {URIRefused: refused, SourceTimeout: timed_out}

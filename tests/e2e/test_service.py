@@ -198,7 +198,10 @@ def test_nodata_pixels_are_255_and_not_counted(stack, scenes):
 
 def test_metadata_reports_real_shapes_and_versions(stack):
     meta = httpx.get(f"{stack.url}/v2/models/cloudmask", timeout=10).json()
-    assert meta["inputs"] == [{"name": "geotiff", "datatype": "BYTES", "shape": [1]}]
+    # one of: the raster's bytes, or a reference the service reads where its operator allows (issue 13)
+    assert meta["inputs"] == [{"name": "geotiff", "datatype": "BYTES", "shape": [1]},
+                              {"name": "uri", "datatype": "BYTES", "shape": [-1]},
+                              {"name": "stac_item", "datatype": "BYTES", "shape": [1]}]
     assert {o["name"] for o in meta["outputs"]} == {"mask", "cloud_cover", "shadow_cover", "mask_geotiff"}
     models = httpx.get(f"{stack.predictor_url}/v2/models", timeout=10).json()["models"]
     assert {c.name for c in contract.FAMILIES[FAMILY]} <= set(models)
