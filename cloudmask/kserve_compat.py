@@ -321,7 +321,9 @@ def _from_bytes_keep_raw(cls, req_bytes: bytes, json_length: int, model_name: st
             end = start + size
             if end > len(req_bytes):
                 raise InvalidInput(f"input '{inp.name}': binary_data_size runs past the end of the body")
-            inp._raw_data = req_bytes[start:end]
+            # a view, not a slice: the tensor stays where it arrived (raw_span says where)
+            inp._raw_data = memoryview(req_bytes)[start:end]
+            inp._raw_span = (req_bytes, start, size)
             start = end
         else:
             raise InvalidInput(f"'data' field is missing for input '{inp.name}' for model '{model_name}'")
@@ -415,3 +417,44 @@ def plain_parameters(parameters) -> dict:
             raise ValueError(f"parameter {key!r} has a type this server cannot read over gRPC; "
                              "send numbers as strings (\"-1000\") or integers")
     return to_http_parameters(parameters) if parameters else {}
+
+
+# -- raw tensors ------------------------------------------------------------------------------------------------
+def raw_span(inp) -> tuple[bytes, int, int] | None:
+    """(buffer, offset, size) of an input's tensor in its wire form, when kserve kept it: REST binary
+    (keep_binary_tensors: a view into the request body) or gRPC (InferRequest.from_grpc's copy of
+    raw_input_contents); None for JSON data. kserve keeps it as the private InferInput._raw_data."""
+    span = getattr(inp, "_raw_span", None)
+    if span is not None:
+        return span
+    raw = getattr(inp, "_raw_data", None)
+    if isinstance(raw, bytes):
+        return raw, 0, len(raw)
+    return None
+
+
+def release_inputs(request) -> None:
+    """Drop kserve's copies of a request's input tensors (InferInput._raw_data / _data, and the body
+    view) once the model has what it needs from them: a full-budget GeoTIFF is hundreds of MB, and
+    kserve keeps the InferRequest until the response is sent."""
+    for inp in request.inputs or ():
+        inp._raw_data = None
+        inp._data = None
+        if hasattr(inp, "_raw_span"):
+            inp._raw_span = None
+
+
+# -- body_limit -----------------------------------------------------------------------------------------------
+def body_limit(max_bytes: int) -> None:
+    """A request body limit in front of kserve's REST app (cloudmask.bodylimit.BodyLimit): a Content-Length over
+    max_bytes gets 413 before any byte of the body is read; kserve (uvicorn + FastAPI) would read any body whole
+    into memory first. kserve exposes the app only as model_server.app; the middleware goes on before it starts."""
+    from kserve import model_server as ms
+
+    from cloudmask.bodylimit import BodyLimit
+
+    if "body_limit" in _applied:
+        return
+    ms.app.add_middleware(BodyLimit, max_bytes=max_bytes)
+    entry = ms.app.user_middleware[0]
+    _once("body_limit", [lambda: ms.app.user_middleware.remove(entry)])

@@ -14,9 +14,10 @@ import struct
 import numpy as np
 
 from cloudmask import contract
-from cloudmask.kserve_compat import plain_parameters
+from cloudmask.kserve_compat import plain_parameters, raw_span
 
 from cloudmask.raster import level as level_ops
+from cloudmask.raster.decode import Embedded
 from cloudmask.raster.errors import BadInput
 
 
@@ -88,8 +89,9 @@ def params(parameters: dict | None, requested_outputs=()) -> Params:
                   offset=offset, outputs=outputs, level=level)
 
 
-def geotiff_bytes(inputs) -> bytes:
-    """The one `geotiff` input as bytes: BYTES [1], raw (binary/gRPC) or base64 (JSON)."""
+def geotiff_bytes(inputs) -> bytes | Embedded:
+    """The one `geotiff` input: BYTES [1], raw (binary/gRPC: the file where it lies in the tensor, no
+    copy) or base64 (JSON: decoded bytes)."""
     named = [i for i in inputs if i.name == contract.INPUT_GEOTIFF]
     if len(named) != 1:
         got = ", ".join(i.name for i in inputs) or "none"
@@ -99,6 +101,13 @@ def geotiff_bytes(inputs) -> bytes:
         raise BadInput(f"input '{contract.INPUT_GEOTIFF}' must be BYTES, got {inp.datatype}")
     if list(inp.shape) != [1]:
         raise BadInput(f"input '{contract.INPUT_GEOTIFF}' must have shape [1], got {list(inp.shape)}")
+    span = raw_span(inp)
+    if span is not None:
+        buf, start, size = span
+        # one element: its 4-byte length and then exactly that many bytes; anything else goes the
+        # general way below, which says what is wrong with it
+        if size >= 4 and struct.unpack_from("<I", buf, start)[0] == size - 4:
+            return Embedded(buf, start + 4, size - 4)
     try:
         arr = inp.as_numpy()
     except struct.error:  # kserve's BYTES reader on a body cut short of an element's length prefix

@@ -6,6 +6,7 @@ decodes the whole file.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import numpy as np
@@ -25,6 +26,45 @@ DECODE_BYTES_PER_PIXEL = 64
 
 # Pixel types a model input can come from; complex or other types are refused rather than cast.
 DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64")
+
+
+@dataclasses.dataclass(frozen=True)
+class Embedded:
+    """A GeoTIFF that lies inside a larger bytes object: buffer[offset:offset + length].
+
+    A V2 BYTES tensor is the file's length (4 bytes) and then the file; slicing the file out would
+    copy it (hundreds of MB at the pixel budget), so GDAL reads it where it is, through
+    /vsisubfile/ over an in-memory file of the whole buffer (rasterio's MemoryFile keeps bytes as
+    they are; it would copy a memoryview)."""
+
+    buffer: bytes
+    offset: int
+    length: int
+
+    def __post_init__(self):
+        if not (isinstance(self.buffer, bytes) and 0 <= self.offset
+                and 0 <= self.length <= len(self.buffer) - self.offset):
+            raise ValueError(f"no {self.length} bytes at {self.offset} in a buffer of {len(self.buffer)}")
+
+    def __len__(self) -> int:
+        return self.length
+
+    def head(self, n: int) -> bytes:
+        return self.buffer[self.offset:self.offset + min(n, self.length)]
+
+    def __bytes__(self) -> bytes:  # a copy: for tests and small files, not the request path
+        return self.buffer[self.offset:self.offset + self.length]
+
+
+@contextlib.contextmanager
+def _open(payload):
+    if isinstance(payload, Embedded):
+        with MemoryFile(payload.buffer) as mem, \
+                rasterio.open(f"/vsisubfile/{payload.offset}_{payload.length},{mem.name}") as src:
+            yield src
+    else:
+        with MemoryFile(payload) as mem, mem.open() as src:
+            yield src
 
 
 @dataclasses.dataclass
@@ -88,8 +128,8 @@ def _text(read, what: str):
         raise BadInput(f"geotiff {what} are not valid UTF-8 text") from None
 
 
-def decode(payload: bytes, window=None, max_pixels: int | None = None, pick=None) -> Raster:
-    """Decode GeoTIFF bytes; `window` is [col, row, width, height]; refuse more than max_pixels,
+def decode(payload: bytes | Embedded, window=None, max_pixels: int | None = None, pick=None) -> Raster:
+    """Decode GeoTIFF bytes (or an Embedded file); `window` is [col, row, width, height]; refuse more than max_pixels,
     and more than max_pixels * DECODE_BYTES_PER_PIXEL bytes of strips/tiles decoded to get them.
 
     pick(descriptions, count) -> 1-based band indexes to read (default: all). Reading only the
@@ -97,10 +137,11 @@ def decode(payload: bytes, window=None, max_pixels: int | None = None, pick=None
     """
     if not payload:
         raise BadInput("geotiff is empty")
-    if payload[:4] not in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+    magic = payload.head(4) if isinstance(payload, Embedded) else payload[:4]
+    if magic not in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
         raise BadInput("geotiff is not a TIFF (bad magic bytes)")
     try:
-        with MemoryFile(payload) as mem, mem.open() as src:
+        with _open(payload) as src:
             win = parse_window(window, src.width, src.height) if window is not None else None
             w, h = (win.width, win.height) if win is not None else (src.width, src.height)
             if max_pixels is not None and w * h > max_pixels:

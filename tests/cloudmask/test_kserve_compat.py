@@ -278,3 +278,33 @@ def test_every_patch_is_named_and_documented():
     for name in compat_mod.PATCHES:
         assert callable(getattr(compat_mod, name)), name
         assert f"  {name} " in doc, f"{name} is not described in the module docstring"
+
+
+def test_binary_input_stays_in_the_body_and_is_released(binary, compat):
+    """keep_binary_tensors keeps a binary tensor as a view into the request body (raw_span says where,
+    no copy); release_inputs drops kserve's references once the model has decoded it."""
+    tif = b"II*\x00" + bytes(range(256)) * 4
+    blob = len(tif).to_bytes(4, "little") + tif
+    body, n = _body([{"name": "geotiff", "shape": [1], "datatype": "BYTES",
+                      "parameters": {"binary_data_size": len(blob)}}], [blob])
+    req = InferRequest.from_bytes(body, n, "cloudmask")
+    buf, start, size = compat.raw_span(req.inputs[0])
+    assert buf is body and (start, size) == (n, len(blob))
+    assert req.inputs[0].as_numpy()[0] == tif  # kserve's own reader still works on the view
+    compat.release_inputs(req)
+    assert compat.raw_span(req.inputs[0]) is None and req.inputs[0]._raw_data is None
+
+
+def test_body_limit_goes_on_kserve_app_and_comes_off(compat):
+    from kserve import model_server as ms
+
+    from cloudmask.bodylimit import BodyLimit
+
+    before = list(ms.app.user_middleware)
+    compat.body_limit(1234)
+    added = [m for m in ms.app.user_middleware if m not in before]
+    assert len(added) == 1 and added[0].cls is BodyLimit and added[0].kwargs == {"max_bytes": 1234}
+    compat.body_limit(99)  # once only
+    assert len(ms.app.user_middleware) == len(before) + 1
+    compat.restore()
+    assert list(ms.app.user_middleware) == before

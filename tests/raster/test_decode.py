@@ -297,3 +297,24 @@ def test_mutated_real_files(real_tiffs, which, flips, cut, header_only):
     if cut is not None:
         raw = raw[:cut % len(raw) or 8]
     _decode_or_bad_input(bytes(raw))
+
+
+def test_an_embedded_file_decodes_as_the_file_itself(geotiff_bytes):
+    """A GeoTIFF inside a larger buffer (a V2 BYTES tensor) decodes where it lies: the same pixels,
+    window, georeferencing and budget checks as the file on its own."""
+    data = _data()
+    tif = geotiff_bytes(data, descriptions=("B02", "red", None), nodata=0, crs="EPSG:32633", transform=TRANSFORM)
+    buf = b"\x00" * 7 + tif + b"trailing bytes"
+    emb = decode.Embedded(buf, 7, len(tif))
+    for window in (None, [1, 2, 30, 20]):
+        a, b = decode.decode(emb, window=window), decode.decode(tif, window=window)
+        np.testing.assert_array_equal(a.data, b.data)
+        assert (a.transform, a.descriptions, a.nodata, a.crs) == (b.transform, b.descriptions, b.nodata, b.crs)
+    with pytest.raises(OverBudget):
+        decode.decode(emb, max_pixels=100)
+    with pytest.raises(BadInput, match="magic"):
+        decode.decode(decode.Embedded(buf, 0, len(tif)))
+    with pytest.raises(BadInput, match="corrupt"):
+        decode.decode(decode.Embedded(buf, 7, len(tif) // 3))  # cut short
+    with pytest.raises(ValueError):
+        decode.Embedded(buf, 7, len(buf))  # past the end

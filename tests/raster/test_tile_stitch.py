@@ -268,3 +268,41 @@ def test_stitch_blends_uint8_probabilities_like_scaled_floats():
     a.add(q, tp.positions)
     b.add(q.astype(np.float32), tp.positions)
     np.testing.assert_array_equal(a.probabilities(), b.probabilities())
+
+
+@pytest.mark.parametrize("hw, overlap", [((1000, 1300), 64), ((512, 700), 0), ((37, 900), 16), ((2100, 515), 64)])
+@pytest.mark.parametrize("order", ["plan", "shuffled", "reversed"])
+def test_row_stitcher_gives_the_stitchers_mask_bit_for_bit(hw, overlap, order):
+    """Chips in any order and batch grouping: RowStitcher's mask is exactly to_mask(Stitcher's
+    probabilities), while it never holds more float32 rows than the chips in flight need."""
+    h, w = hw
+    tp = tile.plan(h, w, overlap=overlap)
+    rng = np.random.default_rng(h * w + overlap)
+    chips = {pos: rng.random((tp.chip_h, tp.chip_w, 3), dtype=np.float32) for pos in tp.positions}
+    positions = list(tp.positions)
+    if order == "shuffled":
+        rng.shuffle(positions)
+    elif order == "reversed":
+        positions.reverse()
+    a, b = stitch.Stitcher(tp, 3), stitch.RowStitcher(tp, 3)
+    invalid = rng.random((h, w)) < 0.01
+    for i in range(0, len(positions), 3):
+        batch = positions[i:i + 3]
+        probs = np.stack([chips[p] for p in batch])
+        a.add(probs, batch)
+        b.add(probs, batch)
+    np.testing.assert_array_equal(b.mask(invalid), stitch.to_mask(a.probabilities(), invalid))
+    if order == "plan":  # in plan order the band stays about two chip rows high
+        assert b.acc.shape[0] <= 2 * 2 * tp.chip_h
+
+
+def test_row_stitcher_refuses_a_missing_or_repeated_chip():
+    tp = tile.plan(600, 600, overlap=64)
+    p = np.ones((1, tp.chip_h, tp.chip_w, 3), np.float32)
+    s = stitch.RowStitcher(tp, 3)
+    for pos in tp.positions[:-1]:
+        s.add(p, [pos])
+    with pytest.raises(RuntimeError, match="covered by no chip"):
+        s.mask()
+    with pytest.raises(RuntimeError, match="already complete"):
+        s.add(p, [tp.positions[0]])

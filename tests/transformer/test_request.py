@@ -115,7 +115,7 @@ def test_params_from_grpc_infer_parameters():
     assert p.window == (1, 2, 3, 4)
     assert p.bands == ("B02", "B03", "B04", "B08")
     assert (p.scale, p.offset) == (10000.0, -1000.0)
-    assert request.geotiff_bytes(req.inputs) == TIFF
+    assert bytes(request.geotiff_bytes(req.inputs)) == TIFF
 
 
 @pytest.mark.parametrize("key", ["offset", "scale"])
@@ -144,13 +144,13 @@ def _json_input(text, name=contract.INPUT_GEOTIFF, shape=(1,), datatype="BYTES")
 
 
 def test_raw_bytes_binary():
-    assert request.geotiff_bytes([_binary_input(TIFF)]) == TIFF
+    assert bytes(request.geotiff_bytes([_binary_input(TIFF)])) == TIFF
 
 
 def test_raw_bytes_among_other_inputs():
     other = InferInput(name="extra", shape=[1], datatype="FP32")
     other.set_data_from_numpy(np.array([1.0], np.float32))
-    assert request.geotiff_bytes([other, _binary_input(TIFF)]) == TIFF
+    assert bytes(request.geotiff_bytes([other, _binary_input(TIFF)])) == TIFF
 
 
 def test_base64_json():
@@ -160,7 +160,7 @@ def test_base64_json():
 
 def test_grpc_raw_contents():
     req = InferRequest.from_grpc(_grpc_request())
-    assert request.geotiff_bytes(req.inputs) == TIFF
+    assert bytes(request.geotiff_bytes(req.inputs)) == TIFF
 
 
 def test_wrong_datatype():
@@ -209,4 +209,29 @@ def test_raw_data_that_does_not_parse():
         request.geotiff_bytes([inp])
     inp._raw_data = b"\x05\x00"  # shorter than a length prefix
     with pytest.raises(BadInput, match="4 bytes .little-endian. followed by the file"):
+        request.geotiff_bytes([inp])
+
+
+def test_raw_inputs_give_the_file_where_it_lies_without_a_copy():
+    """gRPC (from_grpc's raw contents) and REST binary (a view into the body): the GeoTIFF is an
+    Embedded over the very buffer kserve holds, past the element's 4-byte length."""
+    from cloudmask.kserve_compat import raw_span
+    from cloudmask.raster.decode import Embedded
+
+    req = InferRequest.from_grpc(_grpc_request())
+    emb = request.geotiff_bytes(req.inputs)
+    assert isinstance(emb, Embedded) and emb.buffer is req.inputs[0]._raw_data
+    assert (emb.offset, len(emb)) == (4, len(TIFF)) and bytes(emb) == TIFF
+    body = b"{}" + struct.pack("<I", len(TIFF)) + TIFF + b"tail"
+    inp = InferInput(name=contract.INPUT_GEOTIFF, shape=[1], datatype="BYTES")
+    inp._raw_data, inp._raw_span = memoryview(body)[2:-4], (body, 2, len(TIFF) + 4)
+    assert raw_span(inp) == (body, 2, len(TIFF) + 4)
+    emb = request.geotiff_bytes([inp])
+    assert emb.buffer is body and (emb.offset, emb.length) == (6, len(TIFF)) and bytes(emb) == TIFF
+
+
+def test_a_raw_tensor_that_is_not_one_element_is_still_refused():
+    inp = InferInput(name=contract.INPUT_GEOTIFF, shape=[1], datatype="BYTES")
+    inp._raw_data = struct.pack("<I", len(TIFF) + 10) + TIFF  # a length past the end
+    with pytest.raises(BadInput, match="length"):
         request.geotiff_bytes([inp])
