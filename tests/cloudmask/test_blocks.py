@@ -84,7 +84,6 @@ def test_block_reader_refuses_a_strip_bomb_before_reading(tmp_path):
     """A file declaring one 20000^2 x 4 uint16 deflate strip (3.2 GB decoded for any block of it): refused
     from its header, before a pixel is read or a request is sent."""
     import resource
-    import time
 
     from tiffcraft import strip_bomb
     from cloudmask.raster.errors import OverBudget
@@ -93,9 +92,7 @@ def test_block_reader_refuses_a_strip_bomb_before_reading(tmp_path):
     path.write_bytes(strip_bomb(20000, 20000, bands=4))
     sent = []
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    t0 = time.perf_counter()
     with pytest.raises(OverBudget, match="decode budget of 1024 MiB"):
         reader.run(path, tmp_path / "mask.tif", lambda tif, win: sent.append(tif), block=2048)
     assert sent == []
-    assert time.perf_counter() - t0 < 2
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KiB

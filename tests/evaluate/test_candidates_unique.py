@@ -5,8 +5,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("tensorflow")
-
 from cloudmask.evaluate.candidates import candidates  # noqa: E402
 
 MODELS = Path(__file__).resolve().parents[2] / "models"

@@ -165,15 +165,12 @@ def test_strip_bomb_refused_before_decoding(side):
     whole strip (2.4 GB at 20000, 60 GB at 100000) to read a 512 px window. 20000 px took 8.5 s and 3.1 GB here
     before the decode budget."""
     import resource
-    import time
 
     from tiffcraft import strip_bomb
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    t0 = time.perf_counter()
     with pytest.raises(OverBudget, match="decode budget of 1024 MiB"):
         decode.decode(strip_bomb(side, side), window=[0, 0, 512, 512], max_pixels=4096 * 4096)
-    assert time.perf_counter() - t0 < 1.0
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024  # KiB: nothing decoded
 
 

@@ -504,10 +504,12 @@ def _strict(schema):
 
 @pytest.fixture(scope="module")
 def crd_validator():
+    from ci import missing
+
     if not CRD.is_file():
-        pytest.skip(f"InferenceService CRD not found at {CRD} (set CLOUDMASK_SHARED)")
-    jsonschema = pytest.importorskip("jsonschema")
-    yaml = pytest.importorskip("yaml")
+        missing(f"InferenceService CRD not found at {CRD} (set CLOUDMASK_SHARED)")
+    import jsonschema  # dev dependencies: an ImportError here is a broken install, not a reason to skip
+    import yaml
     crd = yaml.load(CRD.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     (v1beta1,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1beta1"]
     schema = _strict(v1beta1["schema"]["openAPIV3Schema"])

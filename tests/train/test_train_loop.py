@@ -7,8 +7,6 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("tensorflow")
-
 from cloudmask.contract import CLOUDMASK_4B, CLOUDMASK_6B, BANDS_4, BANDS_6  # noqa: E402
 from cloudmask.train import loop  # noqa: E402
 from cloudmask.train.sources import Scene  # noqa: E402
