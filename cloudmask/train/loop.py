@@ -196,6 +196,24 @@ def parse_widths(text: str | None) -> tuple[int, ...]:
     return w
 
 
+def teacher_text(real_summary: dict | None, min_conf: float) -> str:
+    """The card's teacher line, from the sources that actually voted (realclouds.summary) and the pseudo-label rule."""
+    import importlib.metadata as md
+
+    from cloudmask.train import realclouds
+
+    voters = sorted({v for s in (real_summary or {}).values() for v in s.get("votes", {})})
+    try:
+        ukis = f"ukis-csmask {md.version('ukis-csmask')}"
+    except md.PackageNotFoundError:
+        ukis = "ukis-csmask"
+    built = (f"labels built from independent sources where they agree (cloudmask.train.realclouds, weighted votes >= "
+             f"{realclouds.MIN_SCORE:g}{', cloud rims kept' if realclouds.CLOUD_EDGES else ''}; voters: "
+             f"{', '.join(voters)}) on real acquisitions; " if voters else "")
+    return built + (f"{ukis} confident (p >= {min_conf:g}) labels, its model for the scene's bands and level, on the "
+                    "other real cloudy scenes")
+
+
 def architecture(model) -> str:
     """The card's architecture line, read from the model itself (so it cannot drift from what was trained)."""
     from cloudmask.train.unet import widths_of
@@ -228,6 +246,7 @@ def train_variant(contract: ModelContract, args, clear, cloudy, labels, command:
     if args.export and tf is None:
         raise SystemExit("export writes a TensorFlow SavedModel: train with --workdir here, then run the same "
                          "command with --resume --export on a machine with TensorFlow")
+    from cloudmask.train import data
     from cloudmask.train.data import batch_rng
     from cloudmask.contract import read_contract
     from cloudmask.train.unet import build_unet, check_shape, load_savedmodel_weights, transfer_weights
@@ -277,17 +296,25 @@ def train_variant(contract: ModelContract, args, clear, cloudy, labels, command:
     t_start = time.time()
     wall0 = float(state.get("wall_time_s", 0.0))
 
+    # Keras writes the checkpoints (best by held-out loss, continuing from the best a resumed run recorded; last
+    # every epoch); Track runs after them, so state.json never names an epoch whose checkpoint is not on disk.
+    checkpoints = [
+        keras.callbacks.ModelCheckpoint(str(best), monitor="val_loss", mode="min", save_best_only=True,
+                                        initial_value_threshold=state["best_val_loss"]),
+        keras.callbacks.ModelCheckpoint(str(last)),
+    ]
+
     class Track(keras.callbacks.Callback):
+        """Epoch for the batch pool, the run's state (best epoch, wall time, commands) and the time budget."""
+
         def on_epoch_begin(self, epoch, logs=None):
             ds.epoch = epoch
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
             vl = float(logs.get("val_loss", np.inf))
-            if state["best_val_loss"] is None or vl < state["best_val_loss"]:
+            if state["best_val_loss"] is None or vl < state["best_val_loss"]:  # ModelCheckpoint's own test
                 state["best_val_loss"], state["best_epoch"] = vl, epoch + 1
-                self.model.save(best)
-            self.model.save(last)
             state["epoch"] = epoch + 1
             state["wall_time_s"] = wall0 + time.time() - t_start
             state_path.write_text(json.dumps(state, indent=2))
@@ -302,7 +329,7 @@ def train_variant(contract: ModelContract, args, clear, cloudy, labels, command:
         try:
             # shuffle=False: every batch is already random, and the pool computes them in index order.
             model.fit(ds, epochs=args.epochs, initial_epoch=state["epoch"], validation_data=val, shuffle=False,
-                      callbacks=[Track(), keras.callbacks.CSVLogger(str(wd / "log.csv"), append=True)],
+                      callbacks=[*checkpoints, Track(), keras.callbacks.CSVLogger(str(wd / "log.csv"), append=True)],
                       verbose=1 if sys.stdout.isatty() else 2)
         finally:
             ds.close()
@@ -315,18 +342,16 @@ def train_variant(contract: ModelContract, args, clear, cloudy, labels, command:
             "command": command, "commands": state.get("commands", [command]), "seed": args.seed, "epochs_run": state["epoch"], "epochs_requested": args.epochs,
             "steps_per_epoch": args.steps_per_epoch, "batch": args.batch, "chip": args.chip, "lr": args.lr,
             "best_epoch": state["best_epoch"], "best_val_loss": state["best_val_loss"],
-            "selection": "lowest loss on a held-out split: synthetic clouds on the bottom 25% rows of large clear "
-                         "scenes + one BigEarthNet patch" + (", and real acquisitions of held-out sites "
+            "selection": f"lowest loss on a held-out split: synthetic clouds on the bottom {data.VAL_FRACTION:.0%} rows "
+                         f"of clear scenes of at least {data.VAL_MIN_ROWS} rows + the BigEarthNet patch {data.VAL_PATCH}"
+                         + (", and real acquisitions of held-out sites "
                          f"({', '.join(sorted({s.name.rsplit('_', 1)[0] for s, _ in real_val}))}) with built labels"
                          if real_val else "") + "; ../shared/data/labelled never used",
             "real_clouds": real_summary,
             "wall_time_s": round(state["wall_time_s"], 1),
             "device": "; ".join(state.get("devices") or [_device(tf, keras, args.threads) + f", {platform.node()}"]),
             "architecture": architecture(chosen),
-            "teacher": None if args.no_teacher else (
-                "labels built from independent sources where they agree (cloudmask.train.realclouds: multi-temporal "
-                "tests, Sen2Cor SCL, s2cloudless, ukis-csmask 1.0.0 6b L1C/L2A, baseline-6b) on real acquisitions; "
-                "ukis-csmask 4b L2A confident labels on the On Cloud N chips"),
+            "teacher": None if args.no_teacher else teacher_text(real_summary, args.teacher_min_conf),
             "teacher_min_conf": args.teacher_min_conf, "p_real": getattr(args, "p_real", None), "init_from": state.get("init_from"),
             "recipe_notes": Path(args.card_notes).read_text().strip() if getattr(args, "card_notes", None) else None, "tensorflow": tf.__version__, "keras": keras.__version__,
             "git_commit": _git_commit(),

@@ -183,3 +183,11 @@ def test_init_from_an_exported_version_fine_tunes_the_served_weights(tmp_path):
     args.workdir = tmp_path / "wd3"
     with pytest.raises(ValueError, match="shape"):
         loop.train_variant(CLOUDMASK_4B, args, _clear(), [], [], "v3")
+
+
+def test_card_teacher_line_names_the_sources_that_voted():
+    summary = {"site (held out)": {"votes": {"multi-temporal": {}, "sen2cor-scl": {}}}, "eo": {"votes": {"s2cloudless": {}}}}
+    text = loop.teacher_text(summary, 0.9)
+    assert "voters: multi-temporal, s2cloudless, sen2cor-scl" in text and "cloud rims kept" in text
+    assert "p >= 0.9" in text
+    assert "voters" not in loop.teacher_text(None, 0.8) and "p >= 0.8" in loop.teacher_text(None, 0.8)
