@@ -188,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
         return _fail("--server-side-read is for URLs or a STAC item, not a local file", EXIT_BAD_INPUT)
     args.scene = Path(args.scene)
     from cloudmask import blocks
-    from cloudmask.client import Client, ServiceError, Unreachable
+    from cloudmask.client import ServiceError, Unreachable
 
     window = None
     if args.window:
@@ -211,18 +211,12 @@ def run(args: argparse.Namespace) -> int:
     bands = [b.strip() for b in args.bands.split(",")] if args.bands else None
     level = args.level if args.level != "AUTO" else blocks.file_level(args.scene, bands, args.scale, args.offset)
     headers = {"Host": args.host_header} if args.host_header else None
-    local = threading.local()
     clients = []
+    client = _client_factory(args, headers, clients)
 
     def predict(payload: bytes, server_window):
-        c = getattr(local, "client", None)
-        if c is None:  # one connection per worker thread
-            c = local.client = Client(url=None if args.grpc else (args.url or "http://127.0.0.1:8080"),
-                                      grpc=args.grpc, headers=headers, timeout_s=args.timeout,
-                                      retries=args.retries)
-            clients.append(c)
-        return c.predict(payload, bands=bands, window=server_window, scale=args.scale, offset=args.offset,
-                         level=level)
+        return client().predict(payload, bands=bands, window=server_window, scale=args.scale, offset=args.offset,
+                                level=level)
 
     many = w > args.block or h > args.block  # more than one request: worth a progress bar
     bar, update = _progress_bar(many and sys.stderr.isatty())
