@@ -64,8 +64,9 @@ def _prefix(url: str) -> str:
 
 
 def client_policy(urls, max_bytes: int = BLOCK_MAX_BYTES, timeout_s: float = 300.0) -> remote.Policy:
+    """The user's own reads: any address, and the user's NO_PROXY honoured (their environment, their URLs)."""
     return remote.Policy(sorted({_prefix(u) for u in urls}), networks=CLIENT_NETWORKS, max_bytes=max_bytes,
-                         timeout_s=timeout_s)
+                         timeout_s=timeout_s, honour_no_proxy=True)
 
 
 def open_reference(text: str, bands=None, timeout_s: float = 300.0) -> Reference:

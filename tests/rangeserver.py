@@ -3,6 +3,7 @@
 Serves the files under `root` (GET and HEAD, `Range: bytes=a-b` -> 206 with Content-Range), plus:
 - /redirect/<name>: 302 to `redirects[name]` (a path on this server or any URL);
 - /stall/<path>: <path>, after `stall_s` seconds (a server that does not answer in time);
+- /garbage/<anything>: an answer that is not HTTP (a broken server);
 - counts what it served (`served[path]` bytes, `requests`), so tests can say a read fetched only a window.
 """
 
@@ -53,6 +54,10 @@ class RangeServer:
                     self.send_header("Location", target)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
+                    return
+                if path.startswith("/garbage/"):
+                    self.close_connection = True
+                    self.wfile.write(b"NOT HTTP AT ALL\r\n\r\n")
                     return
                 if path.startswith("/stall/"):
                     time.sleep(outer.stall_s)

@@ -21,7 +21,14 @@ to (it connects to the address it checked, so a DNS answer that changes between 
 for plain http, the whole URL against the prefixes. For https the proxy only sees CONNECT host:port (TLS is end to
 end): a redirect to another path of an allowed host is followed, one to any other host is refused. The proxy
 also counts the bytes that come back and ends the request's connections past its byte budget (413) or time budget
-(504); it ends them when the request is done, so no connection outlives its request's budget.
+(504); it ends them when the request is done, so no connection outlives its request's budget. libcurl would go
+around any proxy for the hosts in NO_PROXY / no_proxy, redirect targets included, so with URI input on a NO_PROXY
+in the environment is refused: at start (Policy, ValueError) and at each read (reading, Misconfigured); only the
+client's own reads (`cloudmask predict`, honour_no_proxy) keep the user's NO_PROXY.
+
+A raster is opened only if its first bytes are a TIFF's or BigTIFF's (read through the proxy before GDAL sees the
+URL), and only with GDAL's GTiff driver: a VRT (or any format that names other files, local ones included) served
+under a .tif name is refused with 400 naming the URL.
 
 Errors name the URL: Refused (403: URI input off, not in the allow-list, an address refused, a redirect out),
 BadInput (400: not a URL of a supported scheme, or it could not be read), OverBudget (413), ReadTimeout (504).
@@ -52,6 +59,16 @@ MAX_URI_CHARS = 4096
 DEFAULT_MAX_BYTES = 256 * 2**20  # per request, what comes back over the network
 DEFAULT_TIMEOUT_S = 60.0  # per request, all its reads together
 DEFAULT_EXTENSIONS = (".tif", ".tiff", ".TIF", ".TIFF")
+# the one GDAL driver a raster by reference is opened with (COGs are GeoTIFFs): never one that names other files
+RASTER_DRIVER = "GTiff"
+# its first bytes: classic TIFF and BigTIFF, little- and big-endian
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+TIFF_HEAD = 4
+
+
+def tiff_magic(head: bytes) -> bool:
+    """Whether `head` (a file's first bytes) starts as a TIFF or BigTIFF does."""
+    return bytes(head[:TIFF_HEAD]) in TIFF_MAGIC
 
 # IPv6 prefixes that carry an IPv4 address a gateway will connect to
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -59,6 +76,10 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 class Refused(BadInput):
     """The operator's policy refuses this URL (403)."""
+
+
+class Misconfigured(RuntimeError):
+    """The process's environment would let GDAL around the URI checks (NO_PROXY): the operator's to fix (500)."""
 
 
 class ReadTimeout(BadInput):
@@ -103,7 +124,10 @@ def parse(text, what: str = "URL") -> Url:
                        "percent-encode them")
     if text.lower().startswith("/vsi"):
         raise Refused(f"{what} {shown!r}: GDAL /vsi paths are not accepted; give an http(s), s3 or gs URL")
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError as e:  # "Invalid IPv6 URL", ...
+        raise BadInput(f"{what} {shown!r} is not a valid URL: {e}") from None
     scheme = parts.scheme.lower()
     if scheme not in SCHEMES:
         raise Refused(f"{what} {shown!r}: scheme {scheme + '://' if scheme else '(none)'} is not accepted; "
@@ -116,6 +140,8 @@ def parse(text, what: str = "URL") -> Url:
         host, port = (parts.hostname or "").lower(), parts.port
     except ValueError:
         raise BadInput(f"{what} {shown!r} has a bad port") from None
+    if port == 0:  # not "the default port": no one serves on port 0
+        raise BadInput(f"{what} {shown!r} has a bad port (0)")
     if not host:
         raise BadInput(f"{what} {shown!r} has no host" + (" (bucket)" if scheme in ("s3", "gs") else ""))
     if scheme in ("s3", "gs"):
@@ -192,11 +218,14 @@ class Rule:
 
 class Policy:
     """What URI input may read. prefixes: allowed URL prefixes (empty: URI input off); networks: address ranges
-    allowed although not global (CIDR strings); max_bytes / timeout_s: each request's byte and time budget."""
+    allowed although not global (CIDR strings); max_bytes / timeout_s: each request's byte and time budget.
+    honour_no_proxy: let NO_PROXY / no_proxy send GDAL around the proxy; only where whoever names the URLs runs the
+    process (cloudmask predict reading on the client: the user's own environment, no one else's URLs). Otherwise a
+    NO_PROXY in the environment is refused (`no_proxy_problem`)."""
 
     def __init__(self, prefixes=(), networks=(), max_bytes: int = DEFAULT_MAX_BYTES,
                  timeout_s: float = DEFAULT_TIMEOUT_S, extensions=DEFAULT_EXTENSIONS,
-                 s3: Endpoint = Endpoint(), gs: Endpoint = Endpoint()):
+                 s3: Endpoint = Endpoint(), gs: Endpoint = Endpoint(), honour_no_proxy: bool = False):
         if isinstance(prefixes, str):
             prefixes = [p for p in prefixes.split(",") if p.strip()]
         if isinstance(networks, str):
@@ -209,11 +238,9 @@ class Policy:
         self.extensions = tuple(extensions)
         self.s3, self.gs = s3, gs
         self.rules = tuple(r for p in self.prefixes for r in self._rules(p))
-        for r in self.rules:
-            bypass = _no_proxy_match(r.host)
-            if bypass:
-                raise ValueError(f"NO_PROXY={bypass!r} would make GDAL reach {r.host} around the URI checks; "
-                                 "remove that entry from the transformer's environment")
+        self.honour_no_proxy = bool(honour_no_proxy)
+        if self.enabled and not self.honour_no_proxy:
+            no_proxy_problem(raise_it=True)
 
     @property
     def enabled(self) -> bool:
@@ -257,13 +284,23 @@ class Policy:
         return opts
 
 
-def _no_proxy_match(host: str) -> str | None:
-    """The NO_PROXY entry (libcurl's rules: '*', or a domain suffix) that would send `host` around the proxy."""
+def no_proxy_problem(raise_it: bool | str = False) -> str | None:
+    """Why GDAL could go around the egress proxy: NO_PROXY / no_proxy set in the environment (None when not).
+
+    libcurl applies NO_PROXY to every connection it makes, each redirect target included, so any entry (localhost,
+    .svc, an internal domain) lets a redirect from an allowed host reach that host directly, unchecked. GDAL has no
+    option that overrides it, and removing it from the environment would change how the rest of the process
+    (the predictor client) reaches its peers; so URI input refuses to start (Policy) and to read (reading) while it
+    is set: the operator removes NO_PROXY / no_proxy from the environment of a process that reads URIs."""
     for var in ("NO_PROXY", "no_proxy"):
-        for entry in (os.environ.get(var) or "").split(","):
-            e = entry.strip().lower().lstrip(".")
-            if e and (e == "*" or host == e or host.endswith("." + e)):
-                return entry.strip()
+        value = os.environ.get(var)
+        if value and value.strip():
+            why = (f"{var}={value[:200]!r} is set: libcurl (GDAL) would connect to those hosts directly, around the "
+                   "URI checks, also when a redirect leads there; remove NO_PROXY and no_proxy from the environment "
+                   "of a process that reads URIs (or turn URI input off)")
+            if raise_it:
+                raise Misconfigured(why) if raise_it == "read" else ValueError(why)
+            return why
     return None
 
 
@@ -347,8 +384,9 @@ class Session:
         if self.refused:
             _remember_refusal(url, self.refused[0])
             return Refused(f"reading {url!r}: {self.refused[0]}")
-        if url in _REFUSED:  # GDAL remembers the failed URL and asks no more: say again why it failed
-            return Refused(f"reading {url!r}: {_REFUSED[url]}")
+        remembered = _refusal_for(url)
+        if remembered is not None:  # GDAL remembers the failed URL and asks no more: say again why it failed
+            return Refused(f"reading {url!r}: {remembered}")
         if self.over_budget:
             return OverBudget(f"reading {url!r} fetched more than the byte budget of "
                               f"{self.policy.max_bytes / 2**20:.1f} MiB per request; ask for a smaller window")
@@ -360,15 +398,23 @@ class Session:
 
 # URLs whose read the proxy refused (a redirect out, a refused address), most recent last: GDAL caches the failure
 # and does not ask again, so a second request for the same URL would otherwise see only "does not exist"
+# (written and read from the proxy's and the requests' threads: only under _REFUSED_LOCK)
 _REFUSED: "collections.OrderedDict[str, str]" = collections.OrderedDict()
 _REFUSED_KEPT = 1024
+_REFUSED_LOCK = threading.Lock()
 
 
 def _remember_refusal(url: str, message: str) -> None:
-    _REFUSED[url] = message
-    _REFUSED.move_to_end(url)
-    while len(_REFUSED) > _REFUSED_KEPT:
-        _REFUSED.popitem(last=False)
+    with _REFUSED_LOCK:
+        _REFUSED[url] = message
+        _REFUSED.move_to_end(url)
+        while len(_REFUSED) > _REFUSED_KEPT:
+            _REFUSED.popitem(last=False)
+
+
+def _refusal_for(url: str) -> str | None:
+    with _REFUSED_LOCK:
+        return _REFUSED[url] if url in _REFUSED else None
 
 
 class _Refusal(Exception):
@@ -573,8 +619,14 @@ class Reader:
         if not url.path.endswith(self.policy.extensions):
             raise BadInput(f"{what} {url.text!r}: only rasters named {', '.join(self.policy.extensions)} are read")
         self.current = url.text
+        head = self._head(url, what)
+        if not tiff_magic(head):
+            raise BadInput(f"{what} {url.text!r} is not a TIFF (it starts with {head[:8]!r}); only GeoTIFF / COG "
+                           "rasters are read")
         try:
-            src = rasterio.open(url.gdal_path)
+            # the GTiff driver only, whatever the bytes say by the time GDAL reads them (VRT, and any other driver
+            # that can name further files, never sees a user's URL)
+            src = rasterio.open(url.gdal_path, driver=RASTER_DRIVER)
         except Exception as e:  # rasterio's and GDAL's errors alike: what the proxy saw says which it was
             if isinstance(e, BadInput):
                 raise
@@ -582,45 +634,91 @@ class Reader:
         self._open.append(src)
         return src
 
+    def _http_url(self, url: Url) -> tuple[Url, bool]:
+        """The http(s) URL GDAL reads for `url` and whether redirects are judged by the prefixes (http/https, as
+        the user wrote it) or by the proxy's rules only (s3/gs, mapped onto their endpoints as GDAL maps them)."""
+        if url.scheme in ("http", "https"):
+            return url, True
+        ep = self.policy.s3 if url.scheme == "s3" else self.policy.gs
+        if ep.url is not None:
+            scheme, host, port = ep.parts()
+            text = f"{scheme}://{host}:{port}/{url.host}{url.target}"
+        elif url.scheme == "s3":
+            text = f"https://{url.host}.s3.{ep.region}.amazonaws.com{url.target}"
+        else:
+            text = f"https://storage.googleapis.com/{url.host}{url.target}"
+        return parse(text, "endpoint URL"), False
+
+    def _head(self, url: Url, what: str) -> bytes:
+        """The first bytes of the raster at `url` (a range read through the proxy, its redirects checked)."""
+        http_url, by_prefix = self._http_url(url)
+        return self._get(http_url, TIFF_HEAD, what, by_prefix, {"Range": f"bytes=0-{TIFF_HEAD - 1}"},
+                         ok=(200, 206), shown=url.text, cut=True)  # 200: a server that ignores ranges
+
     def fetch(self, text, max_bytes: int = 2**20, what: str = "stac_item", redirects: int = 5) -> bytes:
         """GET a document through the proxy, following up to `redirects` redirects, each one checked."""
-        import http.client
-
         url = check(text, self.policy, what)
+        if url.scheme not in ("http", "https"):
+            raise BadInput(f"{what} {url.text!r}: fetch it over http(s)")
+        return self._get(url, max_bytes, what, True, redirects=redirects)
+
+    def _get(self, url: Url, max_bytes: int, what: str, by_prefix: bool, headers=None, ok=(200,),
+             redirects: int = 5, shown: str | None = None, cut: bool = False) -> bytes:
+        """GET `url` (http/https) through the proxy: its body, at most `max_bytes` (else OverBudget; `cut`: its
+        first `max_bytes`). `shown`: the user's URL, named in errors when `url` is what it maps to. Redirects:
+        each target checked against the prefixes (`by_prefix`) or the proxy's rules, before it is asked for."""
+        import http.client
+        from urllib.parse import urljoin
+
+        first = shown or url.text
         for _ in range(redirects + 1):
-            self.current = url.text
+            self.current = shown or url.text
             if url.scheme not in ("http", "https"):
                 raise BadInput(f"{what} {url.text!r}: fetch it over http(s)")
             host, port = self.proxy.address.rsplit(":", 1)
             auth = {"Proxy-Authorization": "Basic " + base64.b64encode(f"{self.session.token}:x".encode()).decode()}
             timeout = max(0.1, self.session.deadline - time.monotonic())
+            conn = None
             try:
                 if url.scheme == "https":
                     conn = http.client.HTTPSConnection(host, int(port), timeout=timeout)
                     conn.set_tunnel(url.host, url.port, headers=auth)
-                    conn.request("GET", url.target)
+                    conn.request("GET", url.target, headers=dict(headers or {}))
                 else:
                     conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
-                    conn.request("GET", url.text, headers=auth)
+                    conn.request("GET", url.text, headers={**(headers or {}), **auth})
                 res = conn.getresponse()
                 if res.status in (301, 302, 303, 307, 308) and res.getheader("Location"):
-                    from urllib.parse import urljoin
-
-                    url = check(urljoin(url.text, res.getheader("Location")), self.policy, f"{what} redirect")
-                    conn.close()
+                    target = urljoin(url.text, res.getheader("Location"))
+                    if by_prefix:
+                        nxt = parse(target, f"{what} redirect")
+                        if not any(nxt.under(p) for p in self.policy.prefixes):
+                            raise Refused(f"{what} {first!r}: the redirect to {nxt.text!r} is outside the allowed "
+                                          f"URI prefixes ({', '.join(p.text for p in self.policy.prefixes)})")
+                        url = check(target, self.policy, f"{what} redirect")  # its addresses
+                    else:
+                        url = parse(target, f"{what} redirect")
+                        if not any(r.allows(url.host, url.port, url.scheme == "https", url.path)
+                                   for r in self.policy.rules):
+                            raise Refused(f"{what} {first!r}: redirect {target!r} is outside the allowed URI "
+                                          "prefixes")
                     continue
                 if res.status == 403 and self.session.refused:
                     raise self.session.error(url.text, "refused")
-                if res.status != 200:
+                if res.status not in ok:
                     raise BadInput(f"{what} {url.text!r}: HTTP {res.status} {res.reason}")
                 body = res.read(max_bytes + 1)
-                conn.close()
             except (OSError, http.client.HTTPException) as e:
-                raise self.session.error(url.text, e) from None
+                raise self.session.error(url.text if by_prefix else first, e) from None
+            finally:
+                if conn is not None:
+                    conn.close()
+            if len(body) > max_bytes and cut:
+                return body[:max_bytes]
             if len(body) > max_bytes:
                 raise OverBudget(f"{what} {url.text!r} is larger than {max_bytes / 2**20:.1f} MiB")
             return body
-        raise Refused(f"{what} {text!r}: more than {redirects} redirects")
+        raise Refused(f"{what} {first!r}: more than {redirects} redirects")
 
     def close(self) -> None:
         for src in self._open:
@@ -644,6 +742,8 @@ def reading(policy: Policy):
     from rasterio._err import CPLE_BaseError
     from rasterio.errors import RasterioError
 
+    if policy.enabled and not policy.honour_no_proxy:
+        no_proxy_problem(raise_it="read")  # set since the policy was made: still never around the proxy
     proxy = EgressProxy.get()
     with proxy.session(policy) as session, rasterio.Env(**proxy.gdal_options(session)):
         reader = Reader(policy, proxy, session)

@@ -4,8 +4,13 @@ refused (and that nothing was fetched for it), the budgets, and that a good read
 from __future__ import annotations
 
 import base64
+import collections
+import gc
 import re
 import socket
+import threading
+import time
+import warnings
 
 import numpy as np
 import pytest
@@ -14,6 +19,9 @@ from rasterio.windows import Window
 
 from cloudmask.raster import reference, remote
 from cloudmask.raster.errors import BadInput, OverBudget
+
+from ci import missing
+from rangeserver import RangeServer
 
 LOOPBACK = ["127.0.0.0/8"]
 
@@ -192,11 +200,129 @@ def test_the_proxy_serves_no_one_without_a_live_token(srv):
     assert srv.requests == []
 
 
-def test_no_proxy_that_would_bypass_the_checks_is_refused(monkeypatch):
-    monkeypatch.setenv("NO_PROXY", "localhost,.amazonaws.com")
-    with pytest.raises(ValueError, match="NO_PROXY"):
+@pytest.mark.parametrize("var", ["NO_PROXY", "no_proxy"])
+def test_no_proxy_in_the_environment_is_refused(monkeypatch, var):
+    """libcurl applies NO_PROXY to every redirect target too, so any entry would let a redirect go around the
+    proxy: with URI input on, the service refuses to start (Policy) and to read (reading) while it is set."""
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.setenv(var, "localhost,.amazonaws.com")
+    with pytest.raises(ValueError, match=f"{var}=.*remove"):
         remote.Policy(["https://sentinel-cogs.s3.us-west-2.amazonaws.com/"])
-    remote.Policy(["https://storage.googleapis.com/gcp-public-data-sentinel-2/"])  # not matched: fine
+    with pytest.raises(ValueError, match=var):
+        remote.Policy(["https://storage.googleapis.com/gcp-public-data-sentinel-2/"])  # matched or not
+    remote.Policy()  # URI input off: nothing to bypass
+    monkeypatch.setenv(var, "")
+    remote.Policy(["https://storage.googleapis.com/gcp-public-data-sentinel-2/"])  # empty: fine
+
+
+def test_a_redirect_to_a_no_proxy_host_is_not_fetched(srv, served, tmp_path, monkeypatch):
+    """A redirect from the allowed host to localhost (in NO_PROXY) would make libcurl connect there directly,
+    around the proxy's checks: nothing is fetched from that internal server."""
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    pol = policy(srv, "cogs/", "redirect/")  # made before NO_PROXY appears (the environment changed later)
+    with RangeServer(served) as internal:
+        srv.redirects["internal.tif"] = f"http://localhost:{internal.port}/cogs/B02.tif"
+        monkeypatch.setenv("NO_PROXY", "localhost")
+        try:
+            with pytest.raises(RuntimeError, match="NO_PROXY"):  # remote.Misconfigured
+                read_window(pol, srv.url("redirect/internal.tif"))
+        finally:
+            assert internal.requests == []  # before the fix: GDAL went there directly and read B02
+        with pytest.raises(ValueError, match="NO_PROXY"):
+            remote.Policy([srv.url("redirect/")], networks=LOOPBACK)
+        assert internal.requests == []
+
+
+def test_port_0_is_refused():
+    for url in ("https://h:0/x.tif", "http://h:0/x.tif"):
+        with pytest.raises(BadInput, match="bad port"):
+            remote.parse(url)
+
+
+@pytest.mark.parametrize("url", ["http://[::1/x.tif", "https://[::1/B02.tif", "http://[zz]/x.tif"])
+def test_an_unparsable_url_is_400(url):
+    with pytest.raises(BadInput, match=re.escape(url)):
+        remote.parse(url)
+
+
+def test_a_vrt_served_as_a_tif_is_not_opened(tmp_path):
+    """A VRT on an allowed host, named B02.tif, that points at a local file: GDAL would open it with the VRT
+    driver and read the local file. Only TIFF bytes (magic) are opened, and only with the GTiff driver."""
+    secret = tmp_path / "secret.tif"
+    data = np.arange(64 * 64, dtype=np.uint16).reshape(1, 64, 64) + 1234
+    with rasterio.open(secret, "w", driver="GTiff", width=64, height=64, count=1, dtype="uint16") as dst:
+        dst.write(data)
+    root = tmp_path / "www"
+    (root / "cogs").mkdir(parents=True)
+    (root / "cogs" / "B02.tif").write_text(
+        f'<VRTDataset rasterXSize="64" rasterYSize="64"><VRTRasterBand dataType="UInt16" band="1">'
+        f'<SimpleSource><SourceFilename relativeToVRT="0">{secret}</SourceFilename><SourceBand>1</SourceBand>'
+        f'</SimpleSource></VRTRasterBand></VRTDataset>')
+    with RangeServer(root) as evil:
+        url = evil.url("cogs/B02.tif")
+        with pytest.raises(BadInput, match=re.escape(url) + ".*not a TIFF") as e:
+            read_window(policy(evil), url, Window(0, 0, 64, 64))
+        assert not isinstance(e.value, remote.Refused)  # 400: the file is not what it says
+        assert "1234" not in str(e.value)
+
+
+def test_only_tiff_magic_is_accepted():
+    for head in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        assert remote.tiff_magic(head + b"rest")
+    for head in (b"<VRT", b"\x89PNG", b"II*", b"", b"\x00\x00\x00\x0cjP  "):
+        assert not remote.tiff_magic(head)
+
+
+class _SlowDict(collections.OrderedDict):
+    """A real OrderedDict that lets other threads run between its steps, so a missing lock shows every time."""
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        time.sleep(0.0002)
+
+    def __contains__(self, key):
+        found = super().__contains__(key)
+        time.sleep(0.0002)
+        return found
+
+
+def test_refusals_are_remembered_safely_across_threads(monkeypatch):
+    """The proxy's threads remember refusals while requests look them up (remote._REFUSED): no KeyError."""
+    monkeypatch.setattr(remote, "_REFUSED", _SlowDict())
+    monkeypatch.setattr(remote, "_REFUSED_KEPT", 2)
+    errors = []
+
+    def work(k):
+        try:
+            for i in range(200):
+                url = f"http://h/{k}/{i}.tif"
+                remote._remember_refusal(url, "no")
+                remote.Session(remote.Policy()).error(url, "gone")  # looks the refusal up
+        except Exception as e:  # what the test is looking for
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(remote._REFUSED) <= 2
+
+
+def test_a_failed_fetch_closes_its_connection(srv):
+    """fetch() whose getresponse raises (a server that does not answer HTTP) still closes its connection."""
+    pol = policy(srv, "garbage/")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        with pytest.raises(BadInput, match=re.escape(srv.url("garbage/item.json"))):
+            with remote.reading(pol) as r:
+                r.fetch(srv.url("garbage/item.json"))
+        gc.collect()
+    leaked = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning) and "socket" in str(w.message)]
+    assert leaked == []
 
 
 def test_s3_urls_read_through_the_configured_endpoint(srv, served):
@@ -231,7 +357,7 @@ def tls_server(served, tmp_path_factory):
     import subprocess
 
     if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
+        missing("openssl is not installed")
     d = tmp_path_factory.mktemp("tls")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
                     "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(d / "key.pem"), "-out",
