@@ -3,7 +3,9 @@
 (cloudmask.raster.remote) -- off unless --allowed_uri_prefixes lists prefixes.
 
 Errors: the policy's refusals -> 403 / PERMISSION_DENIED, a source slower than the time budget -> 504 /
-DEADLINE_EXCEEDED, over the byte budget -> 413 (OverBudget), anything else the request got wrong -> 400 (BadInput).
+DEADLINE_EXCEEDED, over the byte budget -> 413 (OverBudget), anything else the request got wrong -> 400 (BadInput,
+also a ValueError from reading the user's text). A NO_PROXY in the environment (remote.Misconfigured) stays a 500:
+the operator's to fix.
 """
 
 from __future__ import annotations
@@ -104,6 +106,10 @@ def read(pol: remote.Policy, name: str, elements: list[str], window=None, max_pi
         raise URIRefused(str(e)) from None
     except remote.ReadTimeout as e:
         raise SourceTimeout(str(e)) from None
+    except BadInput:
+        raise
+    except ValueError as e:  # the user's text reached a parser that says only ValueError: still the request's fault
+        raise BadInput(f"input '{name}' could not be read: {e}") from None
 
 
 def handlers() -> dict:

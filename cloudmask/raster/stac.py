@@ -42,6 +42,29 @@ def band_of(name) -> str | None:
     return band_ops.normalise(name) or COMMON_NAMES.get(name.strip().lower())
 
 
+# asset fields this module reads -> the JSON types they may have (None: absent or null)
+_ASSET_FIELDS = {"href": (str,), "type": (str,), "eo:bands": (list,), "bands": (list,), "raster:bands": (list,)}
+_JSON_TYPES = {str: "text", list: "a list", dict: "an object"}
+
+
+def _check_assets(value: dict, what: str) -> None:
+    """400 naming the asset and the field where the item's JSON has a field of the wrong type (the user's JSON:
+    never an AttributeError / TypeError further on)."""
+    assets = value.get("assets")
+    if assets is None:
+        return  # pystac says what is missing
+    if not isinstance(assets, dict):
+        raise BadInput(f"{what}: 'assets' must be an object, got {type(assets).__name__}")
+    for key, asset in assets.items():
+        if not isinstance(asset, dict):
+            raise BadInput(f"{what}: asset {key!r} must be an object, got {type(asset).__name__}")
+        for field, types in _ASSET_FIELDS.items():
+            got = asset.get(field)
+            if (got is not None or field == "href") and not isinstance(got, types):
+                raise BadInput(f"{what}: asset {key!r} field {field!r} must be {_JSON_TYPES[types[0]]}, got "
+                               f"{type(got).__name__}")
+
+
 def _is_cog(asset) -> bool:
     media = (asset.media_type or "").lower()
     return "tiff" in media or urlsplit(asset.href).path.lower().endswith((".tif", ".tiff"))
@@ -71,6 +94,7 @@ def load(value, reader: remote.Reader | None = None, what: str = "stac_item"):
             raise BadInput(f"{what} is not JSON: {e}") from None
     if not isinstance(value, dict) or value.get("type") != "Feature":
         raise BadInput(f"{what} is not a STAC item (a GeoJSON Feature with assets)")
+    _check_assets(value, what)
     try:
         item = pystac.Item.from_dict(value, href=href, preserve_dict=False)
     except Exception as e:  # pystac raises KeyError, TypeError, STACTypeError... on malformed items

@@ -6,6 +6,7 @@ after each; `cloudmask predict --server-side-read` gives the mask a client-side 
 from __future__ import annotations
 
 import base64
+import json
 import subprocess
 import sys
 
@@ -21,7 +22,7 @@ from cloudmask.raster import cog
 from cloudmask.supervisor import Stack
 
 from rangeserver import RangeServer
-from stacitems import SIX, build_tree
+from stacitems import SIX, build_tree, planetary_item
 
 pytestmark = pytest.mark.e2e
 
@@ -90,16 +91,31 @@ def test_good_reads_by_uri_and_stac_item(uri_stack, cogs):
     (["REDIRECT_OUT"], 403, "outside the allowed URI prefixes"),
     (["OVERSIZE"], 413, "byte budget"),
     (["not a url"], 400, "spaces"),
+    (["http://[::1/x.tif"], 400, "is not a valid URL"),
+    (["http://127.0.0.1:0/cogs/B02.tif"], 400, "bad port"),
+    (["VRT_AS_TIF"], 400, "is not a TIFF"),
+    (["STAC_TYPE_5"], 400, "asset 'B02' field 'type' must be text"),
+    (["STAC_EO_BANDS_5"], 400, "asset 'B02' field 'eo:bands' must be a list"),
 ])
 def test_refused_by_the_service_which_keeps_serving(uri_stack, cogs, elements, status, words):
-    window = "0,0,256,256"
+    window, name = "0,0,256,256", "uri"
     if elements == ["REDIRECT_OUT"]:
         cogs.redirects["out.tif"] = cogs.url("secret/B02.tif")
         elements = [cogs.url("redirect/out.tif")]
     if elements == ["OVERSIZE"]:
         elements, window = urls(cogs), None  # the whole scene: all six files' tiles
+    if elements == ["VRT_AS_TIF"]:  # a VRT named .tif on an allowed host, pointing at a file on the service's disk
+        (cogs.root / "cogs" / "vrt.tif").write_text(
+            f'<VRTDataset rasterXSize="256" rasterYSize="256"><VRTRasterBand dataType="UInt16" band="1">'
+            f'<SimpleSource><SourceFilename relativeToVRT="0">{cogs.root / "secret" / "B02.tif"}</SourceFilename>'
+            f'<SourceBand>1</SourceBand></SimpleSource></VRTRasterBand></VRTDataset>')
+        elements = [cogs.url("cogs/vrt.tif")]
+    if elements[0].startswith("STAC_"):  # the item's JSON itself, one asset's field of the wrong type
+        item = planetary_item(lambda b: cogs.url(f"cogs/{b}.tif"))
+        item["assets"]["B02"]["type" if elements[0] == "STAC_TYPE_5" else "eo:bands"] = 5
+        name, elements = "stac_item", [json.dumps(item)]
     cogs.requests.clear()
-    r = rest(uri_stack, "uri", elements, window=window)
+    r = rest(uri_stack, name, elements, window=window)
     assert r.status_code == status, r.text
     assert words in r.json()["error"]
     assert not [p for _, p, _ in cogs.requests if p.startswith("/secret/")]

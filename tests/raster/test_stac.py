@@ -177,3 +177,17 @@ def test_an_item_without_band_assets_is_400(item_json):
 def test_common_names_cover_every_band():
     assert sorted(stac.COMMON_NAMES.values()) == sorted(contract.S2_BANDS)
     assert {stac.band_of(k) for k in EARTH_SEARCH_KEYS.values()} == set(contract.S2_BANDS)
+
+
+@pytest.mark.parametrize("kind, key, field, value", [
+    ("planetary", "B02", "type", 5), ("planetary", "B02", "eo:bands", 5), ("planetary", "B02", "bands", "B02"),
+    ("earth-search", "blue", "raster:bands", 5), ("planetary", "B02", "href", 5),
+    ("earth-search", "nir", "eo:bands", {"name": "nir"}), ("planetary", "thumbnail", "type", ["image/jpeg"]),
+])
+def test_an_asset_field_of_the_wrong_type_is_400(item_json, kind, key, field, value):
+    """Items are the user's JSON: a field of the wrong type is a 400 naming the asset and the field, not a 500."""
+    d = item_json(kind, lambda b: f"https://x.example/{b}.tif")
+    d["assets"].setdefault(key, {"href": "https://x.example/t.jpg", "type": "image/jpeg"})[field] = value
+    with pytest.raises(BadInput, match=f"asset '{key}'.*'{field}'"):
+        item = stac.load(d)
+        stac.level_tags(item, stac.band_assets(item))

@@ -96,3 +96,18 @@ def test_reads_and_maps_each_failure(srv):
         uri_input.read(stall, "uri", [srv.url("stall/cogs/B02.tif")])
     assert e.value.status_code.name == "DEADLINE_EXCEEDED"
     assert contract.INPUT_URI in uri_input.INPUTS
+
+
+def test_malformed_urls_and_items_are_400_not_500(srv, item_json):
+    """What used to escape as ValueError / AttributeError / TypeError (a 500) is a 400 naming the field."""
+    pol = uri_input.policy(args(allowed_uri_prefixes=srv.url("cogs/"), allowed_uri_networks="127.0.0.0/8"))
+    with pytest.raises(BadInput, match=r"'http://\[::1/x.tif' is not a valid URL"):
+        uri_input.read(pol, "uri", ["http://[::1/x.tif"])
+    for field in ("type", "eo:bands"):
+        item = item_json("planetary", lambda b: srv.url(f"cogs/{b}.tif"))
+        item["assets"]["B02"][field] = 5
+        with pytest.raises(BadInput, match=f"asset 'B02' field '{field}'"):
+            uri_input.read(pol, "stac_item", [json.dumps(item)], window=[0, 0, 64, 64])
+    item = item_json("planetary", lambda b: srv.url(f"cogs/{b}.tif"))
+    raster = uri_input.read(pol, "stac_item", [json.dumps(item)], window=[0, 0, 64, 64], pick=pick_six)
+    assert raster.data.shape == (6, 64, 64)  # and a good item still reads
