@@ -1,5 +1,6 @@
 """`cloudmask predict` of a scene given by reference: COG URLs (one multi-band raster, or one per band) or a STAC
-item (its JSON file or its URL), masked block by block into a Cloud-Optimized GeoTIFF.
+item (its JSON file or its URL: .json, or a STAC API's extension-less .../items/ID), masked block by block into a
+Cloud-Optimized GeoTIFF.
 
 Client-side read (the default): this process range-reads each block's window (with its margin) through
 cloudmask.raster.reference -- only the tiles under it, 20 m bands warped onto the 10 m grid, only the bands a model
@@ -51,6 +52,19 @@ class Reference:
     descriptions: tuple
 
 
+RASTER_EXTENSIONS = (".tif", ".tiff")
+
+
+def is_item_url(text: str) -> bool:
+    """Whether a `cloudmask predict` argument is one STAC item's URL: one URL (no list) whose path does not end in a
+    raster extension -- .json, or a STAC API's .../collections/C/items/ID -- read as JSON, as the service's
+    stac.load reads a `stac_item` URL; a raster URL has to end in .tif / .tiff anyway (remote.Policy.extensions)."""
+    text = text.strip()
+    if "://" not in text or "," in text:
+        return False
+    return not urlsplit(text).path.lower().endswith(RASTER_EXTENSIONS)
+
+
 def is_reference(text: str) -> bool:
     """Whether a `cloudmask predict` argument names a reference (URL list, item JSON) rather than a local raster."""
     return "://" in text or text.lower().endswith(".json") or text.lstrip().startswith("{")
@@ -70,14 +84,15 @@ def client_policy(urls, max_bytes: int = BLOCK_MAX_BYTES, timeout_s: float = 300
 
 
 def open_reference(text: str, bands=None, timeout_s: float = 300.0) -> Reference:
-    """Resolve a `cloudmask predict` argument: "URL[,URL...]", a STAC item's JSON file, or its URL."""
+    """Resolve a `cloudmask predict` argument: "URL[,URL...]", a STAC item's JSON file, or its URL (`is_item_url`)."""
     item_text = None
     if text.lstrip().startswith("{"):
         item_text = text
     elif "://" not in text and text.lower().endswith(".json"):
         item_text = Path(text).read_text()
-    if item_text is not None or ("://" in text and urlsplit(text).path.lower().endswith(".json")):
+    if item_text is not None or is_item_url(text):
         if item_text is None:
+            text = text.strip()
             with remote.reading(client_policy([text], 16 << 20, timeout_s)) as r:
                 item = stac.load(text, r)
         else:

@@ -85,3 +85,17 @@ def test_a_window_outside_the_reference_is_refused(srv, tmp_path):
     ref = refscene.open_reference(srv.url("cogs/l1c6.tif"))
     with pytest.raises(ValueError, match="outside the raster"):
         refscene.run(ref, tmp_path / "m.tif", predict=None, window=(0, 0, ref.width + 1, 10))
+
+
+def test_a_stac_api_item_url_without_an_extension(srv):
+    """STAC APIs name items .../collections/C/items/ID, no .json: a URL whose path has no raster extension is an
+    item (as the service's stac.load reads one), and `cloudmask predict URL` resolves its assets."""
+    (srv.root / "items" / "S2A_MSIL1C_20160904T155212_R054_T18SVH").write_text(
+        (srv.root / "items" / "planetary.json").read_text())
+    url = srv.url("items/S2A_MSIL1C_20160904T155212_R054_T18SVH")
+    ref = refscene.open_reference(url)
+    assert ref.names == list(contract.S2_BANDS) and ref.item == url
+    assert ref.uris[1] == srv.url("cogs/B02.tif") and ref.tags["PRODUCT_TYPE"] == "S2MSI1C"
+    assert refscene.open_reference(url + "?f=json").item == url + "?f=json"  # a query is no extension either
+    single = refscene.open_reference(srv.url("cogs/B02.tif"))  # a raster URL stays a raster
+    assert single.item is None and single.uris == [srv.url("cogs/B02.tif")]
