@@ -20,7 +20,6 @@ from rasterio.windows import Window
 from cloudmask.raster import reference, remote
 from cloudmask.raster.errors import BadInput, OverBudget
 
-from ci import missing
 from rangeserver import RangeServer
 
 LOOPBACK = ["127.0.0.0/8"]
@@ -351,17 +350,30 @@ def test_one_url_per_band_reads_only_the_picked_bands(srv):
 
 @pytest.fixture(scope="module")
 def tls_server(served, tmp_path_factory):
-    """The same tree over https, with a certificate for 127.0.0.1 made here (openssl) and trusted through
-    GDAL_CURL_CA_BUNDLE (libcurl in GDAL) and SSL_CERT_FILE (Python's ssl)."""
-    import shutil
-    import subprocess
+    """The same tree over https, with a self-signed certificate for 127.0.0.1 made here (`cryptography`, a dev
+    dependency: no openssl binary needed) and trusted through GDAL_CURL_CA_BUNDLE (libcurl in GDAL) and SSL_CERT_FILE
+    (Python's ssl)."""
+    import datetime as dt
+    import ipaddress
 
-    if shutil.which("openssl") is None:
-        missing("openssl is not installed")
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
     d = tmp_path_factory.mktemp("tls")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(d / "key.pem"), "-out",
-                    str(d / "cert.pem")], check=True, capture_output=True)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    (d / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                  serialization.NoEncryption()))
+    (d / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     from rangeserver import RangeServer
 
     with RangeServer(served, tls=(d / "cert.pem", d / "key.pem")) as s:
