@@ -115,6 +115,29 @@ def file_level(path: Path | str, bands=None, scale: float | None = None, offset:
         return level_ops.from_radiometry(refl) or contract.UNKNOWN_LEVEL
 
 
+def run_bounded(fn: Callable, items: list, concurrency: int, progress: Callable | None = None) -> None:
+    """fn(item) for every item on `concurrency` threads, at most `concurrency` submitted at once (so at most that many
+    blocks are in memory); the first exception is raised; progress(done, total) after each."""
+    done = 0
+
+    def finished(fs):
+        nonlocal done
+        for f in fs:
+            f.result()
+            done += 1
+            if progress:
+                progress(done, len(items))
+
+    with cf.ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        pending: set = set()
+        for it in items:
+            pending.add(pool.submit(fn, it))
+            if len(pending) >= concurrency:
+                fin, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+                finished(fin)
+        finished(cf.as_completed(pending))
+
+
 def run(src_path: Path | str, out_path: Path | str, predict: Callable[[bytes, Window | None], object],
         window=None, block: int = 2048, margin: int = 64, concurrency: int = 2,
         progress: Callable[[int, int], None] | None = None, whole_file_max_bytes: int = 256 << 20,
@@ -174,24 +197,7 @@ def run(src_path: Path | str, out_path: Path | str, predict: Callable[[bytes, Wi
                         payload = block_geotiff(src, b.read, max_decode_bytes)
                     write(b, predict(payload, None), len(payload))
 
-                done = 0
-                with cf.ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-                    pending = set()
-                    it = iter(todo)
-                    for b in it:
-                        pending.add(pool.submit(one, b))
-                        if len(pending) >= concurrency:
-                            finished, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
-                            for f in finished:
-                                f.result()
-                                done += 1
-                                if progress:
-                                    progress(done, len(todo))
-                    for f in cf.as_completed(pending):
-                        f.result()
-                        done += 1
-                        if progress:
-                            progress(done, len(todo))
+                run_bounded(one, todo, concurrency, progress)
             cloud, shadow = stitch.cover_from_counts(*(int(n) for n in counts))
             version = ",".join(sorted(v for v in versions if v))
             dst.update_tags(cloudmask_model_version=version, cloud_cover=f"{cloud:.6f}", shadow_cover=f"{shadow:.6f}")

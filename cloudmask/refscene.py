@@ -13,7 +13,6 @@ The mask is written block by block into a tiled GeoTIFF next to --out, then copi
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import dataclasses
 import json
 import threading
@@ -28,8 +27,8 @@ from rasterio.io import MemoryFile
 from rasterio.windows import Window
 
 from cloudmask import contract
-from cloudmask.raster import cog, reference, remote, stac
-from cloudmask.blocks import Block, Result, blocks
+from cloudmask.raster import cog, reference, remote, stac, stitch
+from cloudmask.blocks import Block, Result, blocks, run_bounded
 
 # the user reads what they named: any address, one request's budget per block
 CLIENT_NETWORKS = ("0.0.0.0/0", "::/0")
@@ -230,31 +229,11 @@ def run(ref: Reference, out_path, predict: Callable, window=None, block: int = 2
                 with lock:
                     dst.write(core, 1, window=Window(b.core.col_off - region.col_off, b.core.row_off - region.row_off,
                                                      b.core.width, b.core.height))
-                    counts[0] += np.count_nonzero(core != contract.NODATA)
-                    counts[1] += np.count_nonzero(core == contract.CLOUD)
-                    counts[2] += np.count_nonzero(core == contract.SHADOW)
+                    counts[:] += stitch.counts(core)
                     versions.add(ans.model_version)
 
-            done = 0
-            with cf.ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-                pending = set()
-                for b in todo:  # at most `concurrency` blocks in memory at once
-                    pending.add(pool.submit(one, b))
-                    if len(pending) >= concurrency:
-                        finished, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
-                        for f in finished:
-                            f.result()
-                            done += 1
-                            if progress:
-                                progress(done, len(todo))
-                for f in cf.as_completed(pending):
-                    f.result()
-                    done += 1
-                    if progress:
-                        progress(done, len(todo))
-            valid = int(counts[0])
-            cloud = counts[1] / valid if valid else 0.0
-            shadow = counts[2] / valid if valid else 0.0
+            run_bounded(one, todo, concurrency, progress)  # at most `concurrency` blocks in memory at once
+            cloud, shadow = stitch.cover_from_counts(*(int(n) for n in counts))
             version = ",".join(sorted(v for v in versions if v))
             dst.set_band_description(1, cog.DESCRIPTION)
             dst.write_colormap(1, cog.COLORMAP)
