@@ -115,6 +115,19 @@ def file_level(path: Path | str, bands=None, scale: float | None = None, offset:
         return level_ops.from_radiometry(refl) or contract.UNKNOWN_LEVEL
 
 
+def write_core(dst, b: Block, region: Window, ans, counts: np.ndarray, versions: set) -> None:
+    """Write the core of block `b`'s answer into `dst` (a mask of `region`) and add its class counts and model version;
+    the caller holds the lock that serialises writers."""
+    from cloudmask.raster import stitch
+
+    r, c = int(b.core.row_off - b.read.row_off), int(b.core.col_off - b.read.col_off)
+    core = ans.mask[r:r + int(b.core.height), c:c + int(b.core.width)]
+    dst.write(core, 1, window=Window(b.core.col_off - region.col_off, b.core.row_off - region.row_off,
+                                     b.core.width, b.core.height))
+    counts[:] += stitch.counts(core)
+    versions.add(ans.model_version)
+
+
 def run_bounded(fn: Callable, items: list, concurrency: int, progress: Callable | None = None) -> None:
     """fn(item) for every item on `concurrency` threads, at most `concurrency` submitted at once (so at most that many
     blocks are in memory); the first exception is raised; progress(done, total) after each."""
@@ -177,14 +190,8 @@ def run(src_path: Path | str, out_path: Path | str, predict: Callable[[bytes, Wi
 
             def write(b: Block, ans, nbytes: int):
                 nonlocal sent
-                r = int(b.core.row_off - b.read.row_off)
-                c = int(b.core.col_off - b.read.col_off)
-                core = ans.mask[r:r + int(b.core.height), c:c + int(b.core.width)]
                 with lock:
-                    dst.write(core, 1, window=Window(b.core.col_off - region.col_off, b.core.row_off - region.row_off,
-                                                     b.core.width, b.core.height))
-                    counts[:] += stitch.counts(core)
-                    versions.add(ans.model_version)
+                    write_core(dst, b, region, ans, counts, versions)
                     sent += nbytes
 
             for b, ans, n in plan:

@@ -28,7 +28,7 @@ from rasterio.windows import Window
 
 from cloudmask import contract
 from cloudmask.raster import cog, reference, remote, stac, stitch
-from cloudmask.blocks import Block, Result, blocks, run_bounded
+from cloudmask.blocks import Block, Result, blocks, run_bounded, write_core
 
 # the user reads what they named: any address, one request's budget per block
 CLIENT_NETWORKS = ("0.0.0.0/0", "::/0")
@@ -224,13 +224,8 @@ def run(ref: Reference, out_path, predict: Callable, window=None, block: int = 2
                     del raster
                     ans = predict(payload, None)
                     sent[0] += len(payload)
-                r0, c0 = int(b.core.row_off - b.read.row_off), int(b.core.col_off - b.read.col_off)
-                core = ans.mask[r0:r0 + int(b.core.height), c0:c0 + int(b.core.width)]
                 with lock:
-                    dst.write(core, 1, window=Window(b.core.col_off - region.col_off, b.core.row_off - region.row_off,
-                                                     b.core.width, b.core.height))
-                    counts[:] += stitch.counts(core)
-                    versions.add(ans.model_version)
+                    write_core(dst, b, region, ans, counts, versions)
 
             run_bounded(one, todo, concurrency, progress)  # at most `concurrency` blocks in memory at once
             cloud, shadow = stitch.cover_from_counts(*(int(n) for n in counts))
