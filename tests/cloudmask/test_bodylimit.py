@@ -18,6 +18,7 @@ import pytest
 import uvicorn
 
 from cloudmask.bodylimit import BodyLimit
+from rawhttp import read_response
 
 LIMIT = 64 * 1024
 
@@ -70,21 +71,7 @@ def server():
 
 
 def _response(sock: socket.socket) -> tuple[int, dict, bytes]:
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        chunk = sock.recv(65536)
-        assert chunk, f"connection closed before a response: {buf!r}"
-        buf += chunk
-    head, _, rest = buf.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    headers = {k.strip().lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:])}
-    n = int(headers.get("content-length", 0))
-    while len(rest) < n:
-        chunk = sock.recv(65536)
-        assert chunk
-        rest += chunk
-    return status, headers, rest[:n]
+    return read_response(sock)
 
 
 def _connect(port: int) -> socket.socket:

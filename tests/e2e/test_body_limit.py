@@ -11,23 +11,12 @@ import json
 import socket
 
 from cloudmask.bodylimit import DEFAULT_MAX_BODY_BYTES
+from rawhttp import read_response
 
 
 def _response(sock: socket.socket) -> tuple[int, bytes]:
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        chunk = sock.recv(65536)
-        assert chunk, f"connection closed before a response: {buf!r}"
-        buf += chunk
-    head, _, rest = buf.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {k.strip().lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:])}
-    n = int(headers.get("content-length", 0))
-    while len(rest) < n:
-        chunk = sock.recv(65536)
-        assert chunk
-        rest += chunk
-    return int(lines[0].split()[1]), rest[:n]
+    status, _, body = read_response(sock)
+    return status, body
 
 
 def test_an_oversized_body_is_refused_from_its_content_length(stack, scenes):
