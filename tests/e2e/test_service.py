@@ -236,7 +236,7 @@ def test_cli_predict_writes_georeferenced_mask(stack, scenes, tmp_path):
             assert (m.width, m.height, m.crs, m.transform) == (s.width, s.height, s.crs, s.transform)
             assert m.nodata == 255 and m.profile["compress"] == "deflate" and m.profile["tiled"]
         ma, mb = a.read(1), b.read(1)
-    # block-wise (with 64 px margins) and whole-scene answers agree but for pixels near block cores' edges
+    # block-wise (with blocks.MARGIN px margins) and whole-scene answers agree but for pixels near block cores' edges
     assert np.mean(ma == mb) > 0.97
     assert summary["cloud_cover"] == pytest.approx(np.count_nonzero(ma == 1) / np.count_nonzero(ma != 255), abs=1e-5)
     assert (tmp_path / "p.png").stat().st_size > 1000
