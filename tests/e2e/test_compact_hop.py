@@ -36,9 +36,10 @@ def runners():
     return {m.contract.name: Runner(m.path) for m in discover(MODELS)}
 
 
-def reference_mask(runners, path, batch=4, overlap=64) -> np.ndarray:
+def reference_mask(runners, path, batch=4, overlap=64, how="crop") -> np.ndarray:
     """The service's answer computed here the way the transformer computed it before the compact
-    hop: FP32 reflectance chips, the SavedModel, FP32 blending, argmax."""
+    hop: FP32 reflectance chips, the SavedModel, then argmax and each chip's span (crop, the default
+    --stitch) or FP32 blending and argmax (blend)."""
     with rasterio.open(path) as src:
         data, nodata, names, tags = src.read(), src.nodata, src.descriptions, src.tags()
     from cloudmask.raster import level
@@ -49,10 +50,12 @@ def reference_mask(runners, path, batch=4, overlap=64) -> np.ndarray:
     offset = scale_ops.file_offset(tags) or 0.0
     image = scale_ops.to_reflectance(data, contract.DEFAULT_SCALE, offset, model.value_range)
     tp = tile.plan(image.shape[0], image.shape[1], overlap=overlap)
-    st = stitch.Stitcher(tp)
+    st = stitch.Stitcher(tp) if how == "blend" else stitch.CropStitcher(tp)
     for pos in tile.batches(tp, batch):
-        st.add(runners[model.name](tile.chips(image, tp, pos)), pos)
-    return stitch.to_mask(st.probabilities(), scale_ops.nodata_mask(data, nodata))
+        p = runners[model.name](tile.chips(image, tp, pos))
+        st.add(p if how == "blend" else contract.classes(p), pos)
+    invalid = scale_ops.nodata_mask(data, nodata)
+    return stitch.to_mask(st.probabilities(), invalid) if how == "blend" else st.mask(invalid)
 
 
 @pytest.fixture(scope="module")
@@ -85,17 +88,23 @@ def test_float_geotiff_takes_the_fp32_path_with_the_same_mask(stack, scenes, tmp
                                   rest_infer(stack, as_int).as_numpy("mask"))
 
 
-def test_uint8_probabilities_change_few_pixels(stack, scenes, tmp_path):
-    """--hop_probabilities uint8: blended requests may differ where two classes are within 1/255;
-    a one-chip request (classes) does not."""
-    ref_multi = rest_infer(stack, scenes["l1c13"]).as_numpy("mask")
+def test_blending_fp32_exact_uint8_close_crop_close(stack, scenes, runners, tmp_path):
+    """--stitch blend: FP32 probabilities blend to the in-process blended mask exactly; with --hop_probabilities
+    uint8 they may differ where two classes are within 1/255. The default (crop) differs from blending only near
+    where chips meet. A one-chip request (classes) is the same every way."""
+    crop_multi = rest_infer(stack, scenes["l1c13"]).as_numpy("mask")
     ref_single = rest_infer(stack, scenes["l1c4"]).as_numpy("mask")
-    with Stack(http_port=0, grpc_port=0, model_family=FAMILY, log_dir=tmp_path,
-               extra_transformer_args=["--hop_probabilities=uint8"]) as s2:
-        multi = rest_infer(s2, scenes["l1c13"]).as_numpy("mask")
-        single = rest_infer(s2, scenes["l1c4"]).as_numpy("mask")
-    np.testing.assert_array_equal(single, ref_single)
-    assert np.count_nonzero(multi != ref_multi) <= 0.001 * multi.size
+    blended = reference_mask(runners, scenes["l1c13"], how="blend")
+    for extra in (["--stitch=blend"], ["--stitch=blend", "--hop_probabilities=uint8"]):
+        with Stack(http_port=0, grpc_port=0, model_family=FAMILY, log_dir=tmp_path, extra_transformer_args=extra) as s2:
+            multi = rest_infer(s2, scenes["l1c13"]).as_numpy("mask")
+            single = rest_infer(s2, scenes["l1c4"]).as_numpy("mask")
+        np.testing.assert_array_equal(single, ref_single)
+        if extra[-1] == "--stitch=blend":
+            np.testing.assert_array_equal(multi, blended)
+        else:
+            assert np.count_nonzero(multi != blended) <= 0.001 * multi.size
+    assert 0 < np.count_nonzero(crop_multi != blended) <= 0.01 * blended.size
 
 
 # -- clients of the predictor itself ------------------------------------------------------------

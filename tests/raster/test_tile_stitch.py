@@ -306,3 +306,51 @@ def test_row_stitcher_refuses_a_missing_or_repeated_chip():
         s.mask()
     with pytest.raises(RuntimeError, match="already complete"):
         s.add(p, [tp.positions[0]])
+
+
+# -- cropping chips' classes instead of blending (the service's default, --stitch crop) ---------
+
+@settings(max_examples=60, deadline=None)
+@given(size=st.integers(1, 3000), chip=st.sampled_from([64, 512]), overlap_frac=st.floats(0, 0.45))
+def test_crop_spans_tile_the_axis_and_keep_away_from_chip_edges(size, chip, overlap_frac):
+    overlap = int(overlap_frac * chip)
+    starts = tile._starts(size, chip, overlap)
+    spans = stitch.crop_spans(starts, chip, size)
+    assert spans[0][0] == 0 and spans[-1][1] == size
+    for (lo, hi), (nlo, _) in zip(spans, spans[1:]):
+        assert hi == nlo  # no gap, no overlap
+    for s, (lo, hi) in zip(starts, spans):
+        assert s <= lo < hi <= s + chip  # a chip answers only inside itself
+        if lo > 0:  # at least half the overlap from the chip's edge where another chip took over
+            assert lo - s >= overlap // 2
+        if hi < size:
+            assert s + chip - hi >= overlap // 2
+
+
+def test_crop_stitcher_takes_each_pixel_from_the_chip_it_is_deepest_in():
+    h, w = 1100, 700
+    tp = tile.plan(h, w, overlap=64)
+    st_ = stitch.CropStitcher(tp)
+    for positions in tile.batches(tp, 3):  # each chip says its own index everywhere
+        st_.add(np.stack([np.full((tp.chip_h, tp.chip_w), tp.positions.index(p), np.uint8) for p in positions]),
+                positions)
+    invalid = np.zeros((h, w), bool)
+    invalid[0, 0] = True
+    got = st_.mask(invalid)
+    assert got[0, 0] == contract.NODATA
+    rr, cc = np.mgrid[0:h, 0:w]
+    depth = np.stack([np.minimum.reduce([rr - r, r + tp.chip_h - 1 - rr, cc - c, c + tp.chip_w - 1 - cc])
+                      for r, c in tp.positions])  # px from the chip's nearest edge (negative: outside it)
+    owner = np.where(invalid, 0, got).astype(int)
+    mine = np.take_along_axis(depth, owner[None], 0)[0]
+    inside = (rr > 0) | (cc > 0)
+    # the owning chip covers the pixel, and no chip has it more than a pixel deeper (spans meet at integer midpoints)
+    assert np.all(mine[inside] >= 0) and np.all(depth.max(axis=0)[inside] - mine[inside] <= 1)
+
+
+def test_crop_stitcher_refuses_a_missing_chip():
+    tp = tile.plan(600, 600, overlap=64)
+    st_ = stitch.CropStitcher(tp)
+    st_.add(np.zeros((1, tp.chip_h, tp.chip_w), np.uint8), tp.positions[:1])
+    with pytest.raises(RuntimeError, match="covered by no chip"):
+        st_.mask()
