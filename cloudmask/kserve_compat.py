@@ -18,8 +18,15 @@ Patches (what kserve 0.21 does -> what cloudmask needs):
   list_parameters          REST JSON parameters may be scalars only (pydantic model) -> lists allowed.
   validation_errors_as_400 FastAPI's 422 {"detail": [...]} for a body that does not fit -> V2 400 {"error"}.
   keep_binary_tensors      InferRequest/InferResponse.from_bytes turn binary tensors into Python lists (and fail
-                           on BYTES that are not UTF-8, such as a GeoTIFF) and drop `model_version` -> kept raw.
+                           on BYTES that are not UTF-8, such as a GeoTIFF) and drop `model_version` -> kept raw
+                           (and a large body's freed receive chunks go back to the kernel: trim_heap).
   exception_handlers       the component's own status codes (413, 504) registered on kserve's FastAPI app.
+  raw_model_infer          gRPC ModelInfer deserialised by protobuf (the message's bytes, the parsed message and
+                           each raw_input_contents read: three copies of a GeoTIFF) -> registered without a
+                           deserializer (the transformer): the raw contents stay memoryviews into grpc's bytes
+                           of the message (split_raw_contents), the rest parsed by ModelInferRequest; a large
+                           message's freed receive buffers go back to the kernel (trim_heap), and its tensors'
+                           pages once the model has decoded them (release_inputs -> release_wire_pages).
 Helpers on kserve types (no patch): `plain_parameters` (gRPC parameters kserve would drop silently).
 """
 
@@ -31,6 +38,7 @@ import logging
 import sys
 from typing import Callable
 
+import grpc
 import kserve
 from kserve.protocol import dataplane as _dataplane
 from kserve.protocol.grpc import server as _grpc_server
@@ -299,6 +307,7 @@ def _from_bytes_keep_raw(cls, req_bytes: bytes, json_length: int, model_name: st
     from kserve.errors import InvalidInput
     from kserve.protocol.infer_type import InferInput, RequestedOutput
 
+    trim_heap(len(req_bytes))  # uvicorn's chunks of the body, freed when they were joined
     try:
         head = orjson.loads(req_bytes[:json_length])
     except orjson.JSONDecodeError as e:
@@ -398,7 +407,7 @@ def keep_binary_tensors() -> None:
 
 
 PATCHES = ("bind_address", "grpc_message_limits", "versioned_dataplane", "list_parameters",
-           "validation_errors_as_400", "keep_binary_tensors", "exception_handlers")
+           "validation_errors_as_400", "keep_binary_tensors", "exception_handlers", "raw_model_infer")
 
 
 # -- helpers on kserve types ----------------------------------------------------------------------------------
@@ -422,22 +431,31 @@ def plain_parameters(parameters) -> dict:
 # -- raw tensors ------------------------------------------------------------------------------------------------
 def raw_span(inp) -> tuple[bytes, int, int] | None:
     """(buffer, offset, size) of an input's tensor in its wire form, when kserve kept it: REST binary
-    (keep_binary_tensors: a view into the request body) or gRPC (InferRequest.from_grpc's copy of
-    raw_input_contents); None for JSON data. kserve keeps it as the private InferInput._raw_data."""
+    (keep_binary_tensors: a view into the request body), gRPC through raw_model_infer (a view into the
+    message's bytes) or kserve's own gRPC path (InferRequest.from_grpc's copy of raw_input_contents); None for
+    JSON data. kserve keeps it as the private InferInput._raw_data."""
     span = getattr(inp, "_raw_span", None)
     if span is not None:
         return span
     raw = getattr(inp, "_raw_data", None)
     if isinstance(raw, bytes):
         return raw, 0, len(raw)
+    if (isinstance(raw, memoryview) and isinstance(raw.obj, bytes) and raw.ndim == 1 and raw.itemsize == 1
+            and raw.c_contiguous):
+        return raw.obj, _view_offset(raw), raw.nbytes
     return None
 
 
 def release_inputs(request) -> None:
     """Drop kserve's copies of a request's input tensors (InferInput._raw_data / _data, and the body
     view) once the model has what it needs from them: a full-budget GeoTIFF is hundreds of MB, and
-    kserve keeps the InferRequest until the response is sent."""
+    kserve keeps the InferRequest until the response is sent. A tensor that lies in the bytes of a raw
+    ModelInfer call (raw_model_infer) also gives its pages back (release_wire_pages): grpc keeps those bytes
+    until the call ends, but reads them no more."""
     for inp in request.inputs or ():
+        raw = getattr(inp, "_raw_data", None)
+        if isinstance(raw, memoryview) and _WIRE_IN_CALL.get(id(raw.obj)) is raw.obj:
+            release_wire_pages(raw)
         inp._raw_data = None
         inp._data = None
         if hasattr(inp, "_raw_span"):
@@ -458,3 +476,287 @@ def body_limit(max_bytes: int) -> None:
     ms.app.add_middleware(BodyLimit, max_bytes=max_bytes)
     entry = ms.app.user_middleware[0]
     _once("body_limit", [lambda: ms.app.user_middleware.remove(entry)])
+
+
+# -- raw_model_infer ------------------------------------------------------------------------------------------
+# kserve registers ModelInfer with ModelInferRequest.FromString as its deserializer: grpc hands the
+# deserializer the message's bytes (kept alive by grpc until the call ends), protobuf copies every
+# raw_input_contents element into the parsed message, and each read of request.raw_input_contents[i] makes
+# one more Python bytes copy (kserve's InferInput._raw_data). For a full-budget GeoTIFF that is three copies
+# of a 416 MB body at once. raw_model_infer registers ModelInfer without a deserializer: the handler gets
+# the wire bytes, split_raw_contents walks their top level (protobuf's wire format), the raw contents
+# become memoryviews into those bytes, and everything else (a few hundred bytes) is parsed by the real
+# ModelInferRequest. kserve's own ModelInfer then runs on that (WireInferRequest).
+SERVICE = "inference.GRPCInferenceService"
+MODEL_INFER_METHOD = "ModelInfer"
+_RAW_INPUT_CONTENTS_FIELD = 7  # inference.ModelInferRequest.raw_input_contents: repeated bytes
+_MAX_TOP_LEVEL_FIELDS = 100_000  # a real request has a few dozen (one per input, output and parameter)
+_MAX_GROUP_DEPTH = 100  # protobuf's (upb's) default nesting limit
+
+
+class WireFormatError(ValueError):
+    """Bytes that are not a protobuf message at their top level (says where and why)."""
+
+
+def _varint(buf, pos: int, end: int, what: str, max_bytes: int = 10) -> tuple[int, int]:
+    start, value, shift = pos, 0, 0
+    while True:
+        if pos >= end:
+            raise WireFormatError(f"{what} at byte {start} is cut off by the end of the message")
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value & 0xFFFF_FFFF_FFFF_FFFF, pos
+        shift += 7
+        if pos - start >= max_bytes:
+            raise WireFormatError(f"{what} at byte {start} is longer than {max_bytes} bytes")
+
+
+def _length_delimited(buf, pos: int, end: int, tag_at: int, field: int) -> tuple[int, int]:
+    """(start, size) of the value of a length-delimited field whose tag ended at `pos`."""
+    size, start = _varint(buf, pos, end, f"length of field {field}")
+    if size >= 2**31 - 1 or start + size > end:  # protobuf's own limit: under 2 GiB
+        raise WireFormatError(f"field {field} at byte {tag_at}: its length ({size} bytes) runs past the end "
+                              f"of the message ({end - start} bytes left)")
+    return start, size
+
+
+def _skip_field(buf, pos: int, end: int, tag_at: int, field: int, wire_type: int, depth: int = 0) -> int:
+    """The position after the value of a field whose tag ended at `pos`."""
+    if wire_type == 0:
+        return _varint(buf, pos, end, "varint")[1]
+    if wire_type in (1, 5):
+        size = 8 if wire_type == 1 else 4
+        if pos + size > end:
+            raise WireFormatError(f"field {field} at byte {tag_at}: its {size}-byte value runs past the end of "
+                                  f"the message")
+        return pos + size
+    if wire_type == 2:
+        start, size = _length_delimited(buf, pos, end, tag_at, field)
+        return start + size
+    if wire_type == 3:  # a group (proto2): its fields, up to the end-group tag of the same number
+        if depth >= _MAX_GROUP_DEPTH:
+            raise WireFormatError(f"groups nested deeper than {_MAX_GROUP_DEPTH} at byte {tag_at}")
+        while True:
+            inner_at = pos
+            inner_field, inner_type, pos = _tag(buf, pos, end)
+            if inner_type == 4:
+                if inner_field != field:
+                    raise WireFormatError(f"group {field} at byte {tag_at} is closed as group {inner_field} "
+                                          f"at byte {inner_at}")
+                return pos
+            pos = _skip_field(buf, pos, end, inner_at, inner_field, inner_type, depth + 1)
+    if wire_type == 4:
+        raise WireFormatError(f"end of group {field} at byte {tag_at} without its start")
+    raise WireFormatError(f"field {field} at byte {tag_at} has wire type {wire_type}, which protobuf does not have")
+
+
+def _tag(buf, pos: int, end: int) -> tuple[int, int, int]:
+    tag_at = pos
+    tag, pos = _varint(buf, pos, end, "field tag", max_bytes=5)
+    if tag > 0xFFFF_FFFF or tag >> 3 == 0:
+        raise WireFormatError(f"field tag at byte {tag_at} is {tag}: field number {tag >> 3} is outside "
+                              f"protobuf's 1 to {2**29 - 1}")
+    return tag >> 3, tag & 7, pos
+
+
+def split_raw_contents(wire, field: int = _RAW_INPUT_CONTENTS_FIELD) -> tuple[bytes, list[tuple[int, int]]]:
+    """Split a protobuf message's wire bytes at their top level: (every field but the length-delimited
+    `field` entries, in their order, as bytes for the real parser; [(offset, size)] of each `field` entry's
+    value in `wire`, in order). Only framing is checked here (tags, lengths, groups): WireFormatError says
+    what is wrong and where; the rest is the real parser's to judge."""
+    buf = memoryview(wire)
+    end = len(buf)
+    pos, spans, keep, kept_from, count = 0, [], [], 0, 0
+    while pos < end:
+        count += 1
+        if count > _MAX_TOP_LEVEL_FIELDS:
+            raise WireFormatError(f"more than {_MAX_TOP_LEVEL_FIELDS} top-level fields")
+        tag_at = pos
+        number, wire_type, pos = _tag(buf, pos, end)
+        if number == field and wire_type == 2:
+            start, size = _length_delimited(buf, pos, end, tag_at, field)
+            keep.append(buf[kept_from:tag_at])
+            spans.append((start, size))
+            pos = kept_from = start + size
+        else:
+            pos = _skip_field(buf, pos, end, tag_at, number, wire_type)
+    keep.append(buf[kept_from:end])
+    return b"".join(keep), spans
+
+
+class WireInferRequest:
+    """A ModelInferRequest parsed from its wire bytes but for raw_input_contents, which are memoryviews into
+    those bytes (raw_span finds the bytes and the offset again): what kserve's ModelInfer and
+    InferRequest.from_grpc read of a request, every other attribute the parsed message's."""
+
+    def __init__(self, message, raw_input_contents: list[memoryview]):
+        self._message = message
+        self.raw_input_contents = raw_input_contents
+
+    def __getattr__(self, name):
+        return getattr(self._message, name)
+
+    @classmethod
+    def parse(cls, wire: bytes) -> WireInferRequest:
+        """kserve's InvalidInput, naming the problem, for bytes that are not a ModelInferRequest."""
+        from google.protobuf.message import DecodeError
+        from kserve.errors import InvalidInput
+        from kserve.protocol.grpc.grpc_predict_v2_pb2 import ModelInferRequest
+
+        try:
+            rest, spans = split_raw_contents(wire)
+            message = ModelInferRequest.FromString(rest)
+        except (WireFormatError, DecodeError) as e:
+            raise InvalidInput(f"the request is not a valid inference.ModelInferRequest: {e}") from None
+        view = memoryview(wire)
+        return cls(message, [view[start:start + size] for start, size in spans])
+
+
+# A request body this large has just left its receive buffers free on the heap (grpc's slices of the message,
+# uvicorn's chunks of a REST body): as large again as the body, and resident, since the serving processes keep
+# up to 256 MiB of free heap untrimmed (cloudmask.alloc). Freed at once, they do not add to the request's peak.
+TRIM_AFTER_BYTES = 32 * 1024 * 1024
+
+
+def trim_heap(received: int) -> bool:
+    """glibc's malloc_trim(0) after receiving a body of `received` bytes when that is TRIM_AFTER_BYTES or more
+    (small requests keep their warm pages); False where there is nothing to do or no glibc."""
+    global _malloc_trim
+    if received < TRIM_AFTER_BYTES:
+        return False
+    if _malloc_trim is None:
+        import ctypes
+        import ctypes.util
+
+        try:
+            _malloc_trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        except (OSError, AttributeError):  # not glibc
+            _malloc_trim = False
+    if not _malloc_trim:
+        return False
+    _malloc_trim(0)
+    return True
+
+
+_malloc_trim = None
+
+# The bytes of the raw ModelInfer calls in progress (id -> the bytes): grpc made them for the call and holds
+# them until it ends (its own frame's reference, which nothing can drop), but nothing reads them after the
+# model has decoded its input; release_inputs gives back the pages of the tensors that lie in them.
+_WIRE_IN_CALL: dict[int, bytes] = {}
+_MADV_DONTNEED = 4  # <sys/mman.h>, Linux
+_madvise = None
+
+
+def release_wire_pages(view: memoryview) -> int:
+    """Give the kernel back the whole pages inside `view` (madvise MADV_DONTNEED), a tensor in a raw ModelInfer
+    call's bytes that nothing will read again: they read as zeros after this. Only pages wholly inside the view,
+    so the bytes object's header and whatever shares its first and last page are untouched; the mapping stays
+    (freeing the bytes later is as usual). Returns the bytes given back (0: too small, or not Linux/glibc)."""
+    global _madvise
+    import mmap
+
+    page = mmap.PAGESIZE
+    if view.nbytes < 2 * page or not sys.platform.startswith("linux"):
+        return 0
+    if _madvise is None:
+        import ctypes
+        import ctypes.util
+
+        try:
+            _madvise = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).madvise
+            _madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+        except (OSError, AttributeError):
+            _madvise = False
+    if not _madvise:
+        return 0
+    import numpy as np
+
+    addr = np.frombuffer(view, np.uint8).__array_interface__["data"][0]
+    start, end = -(-addr // page) * page, (addr + view.nbytes) // page * page
+    if end <= start or _madvise(start, end - start, _MADV_DONTNEED) != 0:
+        return 0
+    return end - start
+
+
+def _view_offset(view: memoryview) -> int:
+    """Where a 1-D byte view starts in the bytes it views (no copy: the two buffers' addresses)."""
+    import numpy as np
+
+    if view.nbytes == 0:
+        return 0
+    return (np.frombuffer(view, np.uint8).__array_interface__["data"][0]
+            - np.frombuffer(view.obj, np.uint8).__array_interface__["data"][0])
+
+
+class _RawModelInferServer:
+    """The gRPC server as kserve's add_GRPCInferenceServiceServicer_to_server sees it: every registration
+    passes through, with ModelInfer's handler swapped for `handler` (registered and generic alike)."""
+
+    def __init__(self, server, handler):
+        self._server, self._handler = server, handler
+
+    def add_registered_method_handlers(self, service_name, method_handlers):
+        if service_name == SERVICE and MODEL_INFER_METHOD in method_handlers:
+            method_handlers = {**method_handlers, MODEL_INFER_METHOD: self._handler}
+        return self._server.add_registered_method_handlers(service_name, method_handlers)
+
+    def add_generic_rpc_handlers(self, handlers):
+        return self._server.add_generic_rpc_handlers(tuple(_SwapModelInfer(h, self._handler) for h in handlers))
+
+    def __getattr__(self, name):
+        return getattr(self._server, name)
+
+
+class _SwapModelInfer(grpc.GenericRpcHandler):
+    """A generic handler that answers ModelInfer with `handler` and everything else as `inner` does."""
+
+    def __init__(self, inner, handler):
+        self._inner, self._handler = inner, handler
+
+    def service(self, handler_call_details):
+        found = self._inner.service(handler_call_details)
+        if found is not None and handler_call_details.method == f"/{SERVICE}/{MODEL_INFER_METHOD}":
+            return self._handler
+        return found
+
+
+def raw_handler(servicer):
+    """ModelInfer for kserve's `servicer` without a deserializer: the wire bytes -> WireInferRequest ->
+    kserve's own servicer.ModelInfer (validation, InferRequest.from_grpc, the data plane, the response)."""
+    from kserve.protocol.grpc.grpc_predict_v2_pb2 import ModelInferResponse
+
+    async def model_infer(wire: bytes, context):
+        trim_heap(len(wire))  # what grpc freed receiving it (its slices of the message) goes back now
+        key = id(wire)
+        _WIRE_IN_CALL[key] = wire  # release_inputs may give its tensors' pages back: nobody reads them after
+        try:
+            return await servicer.ModelInfer(WireInferRequest.parse(wire), context)
+        finally:
+            del _WIRE_IN_CALL[key]
+
+    return grpc.unary_unary_rpc_method_handler(model_infer, request_deserializer=None,
+                                               response_serializer=ModelInferResponse.SerializeToString)
+
+
+def raw_model_infer() -> None:
+    """Every gRPC server kserve starts after this call registers ModelInfer without protobuf's deserializer
+    (raw_handler): the raw input contents stay where they arrived, in grpc's bytes of the message."""
+    if "raw_model_infer" in _applied:
+        return
+    undo: list = []
+    module = _grpc_server.grpc_predict_v2_pb2_grpc
+    original = module.add_GRPCInferenceServiceServicer_to_server
+
+    def add_servicer(servicer, server):
+        return original(servicer, _RawModelInferServer(server, raw_handler(servicer)))
+
+    # the gRPC server module reads the registration through its own name for the generated module: give it
+    # one whose add_GRPCInferenceServiceServicer_to_server swaps the handler, all else the generated module's
+    shim = type("grpc_predict_v2_pb2_grpc", (), {"__getattr__": lambda self, name: getattr(module, name),
+                                                 "add_GRPCInferenceServiceServicer_to_server":
+                                                     staticmethod(add_servicer)})()
+    _set(undo, _grpc_server, "grpc_predict_v2_pb2_grpc", shim)
+    _once("raw_model_infer", undo)

@@ -49,6 +49,24 @@ def parse(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def one_malloc_arena() -> bool:
+    """glibc's malloc to one arena (mallopt M_ARENA_MAX), unless MALLOC_ARENA_MAX is set: by default every
+    thread that allocates (grpc's, the executor's that decode and stitch) gets an arena of its own, and what one
+    frees the others cannot reuse. Measured on a full-budget deflated request (bench.memory): 110 MB less peak
+    over gRPC, 56 MB over REST, no slower (per-thread caches still serve the small allocations)."""
+    import ctypes
+    import ctypes.util
+
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):  # not glibc
+        return False
+    m_arena_max = -8  # <malloc.h>
+    return bool(mallopt(m_arena_max, 1))
+
+
 async def _too_large(_request, exc: RequestTooLarge):
     return JSONResponse(status_code=413, content={"error": exc.details})
 
@@ -60,9 +78,13 @@ async def _timed_out(_request, exc: PredictorTimeout):
 def main(argv=None) -> int:
     args = parse(argv)
     # GDAL's block cache defaults to 5 % of the machine's memory (not the pod's): bound it per process
-    os.environ.setdefault("GDAL_CACHEMAX", "64")  # MB: a one-pass read gains nothing from more, and a bigger cache stays resident
+    # 16 MB: a one-pass read gains nothing from more (measured on the full-budget 13-band file, band- or pixel-
+    # interleaved, deflated: the same decode time as 64 MB, 49 MB less resident), and a bigger cache stays resident
+    os.environ.setdefault("GDAL_CACHEMAX", "16")
     tune_malloc()
+    one_malloc_arena()
     kserve_compat.grpc_message_limits(argv)
+    kserve_compat.raw_model_infer()  # gRPC: the GeoTIFF stays in grpc's bytes of the message, not copied twice more
     kserve_compat.body_limit(args.max_body_bytes)
     predictor = PredictorConfig(
         predictor_host=args.predictor_host, predictor_protocol=args.predictor_protocol,

@@ -308,3 +308,88 @@ def test_body_limit_goes_on_kserve_app_and_comes_off(compat):
     assert len(ms.app.user_middleware) == len(before) + 1
     compat.restore()
     assert list(ms.app.user_middleware) == before
+
+
+def test_raw_model_infer_hands_kserve_views_into_the_wire_bytes(compat):
+    """raw_model_infer: kserve's own gRPC server and servicer, ModelInfer registered without a deserializer;
+    the raw contents reach the data plane as views into grpc's bytes of the message (raw_span: where),
+    everything else as kserve's own path has it; a malformed message is INVALID_ARGUMENT naming the problem,
+    and the server answers the next request; other methods are kserve's; restore() puts the registration back."""
+    import grpc
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+    from kserve.protocol.grpc import server as grpc_server
+    from kserve.protocol.infer_type import InferOutput
+
+    from cloudmask.supervisor import free_port
+
+    generated = grpc_server.grpc_predict_v2_pb2_grpc
+    compat.bind_address("127.0.0.1")
+    compat.raw_model_infer()
+    compat.raw_model_infer()  # once only
+    assert grpc_server.grpc_predict_v2_pb2_grpc is not generated and "raw_model_infer" in compat.applied()
+    seen = []
+
+    class Plane:
+        async def infer(self, request, headers, model_name):
+            spans = [compat.raw_span(i) for i in request.inputs]
+            seen.append((request, headers, model_name, spans))
+            out = InferOutput(name="n", shape=[1], datatype="INT64")
+            out.set_data_from_numpy(np.array([len(request.inputs)], dtype=np.int64))
+            return InferResponse(model_name=model_name, infer_outputs=[out], response_id=request.id,
+                                 from_grpc=True, use_binary_outputs=True), {}
+
+        async def live(self):
+            return {"status": "alive"}
+
+    tif = b"II*\x00" + bytes(range(256))
+    msg = pb.ModelInferRequest(model_name="cloudmask", id="req-7",
+                               raw_input_contents=[len(tif).to_bytes(4, "little") + tif, b"\x03\0\0\0xyz"])
+    msg.inputs.add(name="geotiff", datatype="BYTES", shape=[1])
+    msg.inputs.add(name="other", datatype="BYTES", shape=[1])
+    msg.outputs.add(name="mask")
+    msg.parameters["window"].string_param = "0,0,64,64"
+    wire = msg.SerializeToString()
+    port = free_port()
+
+    async def scenario():
+        server = grpc_server.GRPCServer(port, Plane(), None, kwargs={
+            "grpc_max_send_message_length": 2**20, "grpc_max_receive_message_length": 2**20})
+        task = asyncio.ensure_future(server.start(1))
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+                await asyncio.wait_for(ch.channel_ready(), 30)
+                infer = ch.unary_unary("/inference.GRPCInferenceService/ModelInfer",
+                                       request_serializer=None, response_deserializer=pb.ModelInferResponse.FromString)
+                bad = []
+                for junk in (wire[:-2], b"\x0e", b"\x0a\x02\xff\xfe"):  # cut short; wire type 6; name not UTF-8
+                    with pytest.raises(grpc.aio.AioRpcError) as err:
+                        await infer(junk)
+                    bad.append((err.value.code(), err.value.details()))
+                res = await infer(wire, metadata=(("x-request-id", "abc"), ("traceparent", "00-1-2-01")))
+                live = await ch.unary_unary("/inference.GRPCInferenceService/ServerLive",
+                                            response_deserializer=pb.ServerLiveResponse.FromString)(
+                    pb.ServerLiveRequest().SerializeToString())
+                return bad, res, live
+        finally:
+            await server.stop(0)
+            task.cancel()
+
+    bad, res, live = asyncio.run(scenario())
+    assert [code for code, _ in bad] == [grpc.StatusCode.INVALID_ARGUMENT] * 3
+    assert "runs past the end" in bad[0][1] and "wire type 6" in bad[1][1]
+    assert all("not a valid inference.ModelInferRequest" in details for _, details in bad)
+    assert res.id == "req-7" and live.live
+    assert compat._WIRE_IN_CALL == {}  # each call's bytes leave the registry when it ends, refused or answered
+    request, headers, model_name, spans = seen[0]
+    assert len(seen) == 1 and model_name == "cloudmask" and request.id == "req-7" and request.from_grpc
+    assert headers["x-request-id"] == "abc" and headers["traceparent"] == "00-1-2-01"
+    assert [i.name for i in request.inputs] == ["geotiff", "other"] and request.use_binary_outputs
+    assert [o.name for o in request.request_outputs] == ["mask"]
+    assert compat.plain_parameters(request.parameters) == {"window": "0,0,64,64"}
+    buf = spans[0][0]
+    assert isinstance(buf, bytes) and len(buf) == len(wire) and spans[1][0] is buf  # one buffer: the message's
+    assert [buf[s:s + n] for _, s, n in spans] == list(msg.raw_input_contents)
+    assert all(isinstance(i._raw_data, memoryview) for i in request.inputs)
+    assert request.inputs[0].as_numpy()[0] == tif  # kserve's own reader works on the view
+    compat.restore()
+    assert grpc_server.grpc_predict_v2_pb2_grpc is generated
