@@ -19,7 +19,7 @@ from cloudmask.alloc import tune_malloc
 from cloudmask.bodylimit import DEFAULT_MAX_BODY_BYTES
 
 from . import uri_input
-from .model import HOP_PROBABILITIES, CloudMaskTransformer, PredictorTimeout, RequestTooLarge
+from .model import HOP_PROBABILITIES, STITCH, CloudMaskTransformer, PredictorTimeout, RequestTooLarge
 
 
 def parse(argv=None) -> argparse.Namespace:
@@ -37,10 +37,13 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch_size", type=int, default=4, help="chips per predictor call")
     parser.add_argument("--max_in_flight", type=int, default=2, help="predictor calls in flight per request")
     parser.add_argument("--overlap", type=int, default=contract.OVERLAP, help="overlap of neighbouring chips, px")
+    parser.add_argument("--stitch", default="crop", choices=STITCH,
+                        help="how chips become one mask: crop (default: each chip's classes, cropped at the middle of "
+                             "the overlaps) or blend (probabilities averaged over the overlaps, --hop_probabilities)")
     parser.add_argument("--hop_probabilities", default="fp32", choices=HOP_PROBABILITIES,
-                        help="what the predictor returns for blending chips: fp32 (exact) or uint8 (round(255 p), "
-                             "a quarter of the bytes, changes ~0.02%% of pixels); one-chip requests always get "
-                             "the predictor's classes")
+                        help="with --stitch blend, what the predictor returns for blending chips: fp32 (exact) or uint8 "
+                             "(round(255 p), a quarter of the bytes, changes ~0.02%% of pixels); one-chip requests "
+                             "always get the predictor's classes")
     kserve_compat.add_bind_argument(parser)
     uri_input.add_arguments(parser)  # --allowed_uri_prefixes ... (URI input, off by default)
     # kserve's 600 s would hold a request (and its memory) for ten minutes behind a frozen predictor;
@@ -95,7 +98,7 @@ def main(argv=None) -> int:
     model = CloudMaskTransformer(
         name=args.model_name, family=args.model_family, max_pixels=args.max_pixels,
         batch_size=args.batch_size, max_in_flight=args.max_in_flight, overlap=args.overlap,
-        timeout_s=args.predictor_request_timeout_seconds, hop_probabilities=args.hop_probabilities,
+        timeout_s=args.predictor_request_timeout_seconds, hop_probabilities=args.hop_probabilities, stitch=args.stitch,
         uri_policy=uri_input.policy(args))
     server = kserve_compat.model_server(args, handlers={RequestTooLarge: _too_large, PredictorTimeout: _timed_out,
                                                         **uri_input.handlers()},
