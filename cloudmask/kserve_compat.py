@@ -490,7 +490,7 @@ def body_limit(max_bytes: int) -> None:
 SERVICE = "inference.GRPCInferenceService"
 MODEL_INFER_METHOD = "ModelInfer"
 _RAW_INPUT_CONTENTS_FIELD = 7  # inference.ModelInferRequest.raw_input_contents: repeated bytes
-_MAX_TOP_LEVEL_FIELDS = 100_000  # a real request has a few dozen (one per input, output and parameter)
+_MAX_FIELDS = 100_000  # fields walked, groups' included; a real request has a few dozen (one per input, output, parameter)
 _MAX_GROUP_DEPTH = 100  # protobuf's (upb's) default nesting limit
 
 
@@ -522,8 +522,15 @@ def _length_delimited(buf, pos: int, end: int, tag_at: int, field: int) -> tuple
     return start, size
 
 
-def _skip_field(buf, pos: int, end: int, tag_at: int, field: int, wire_type: int, depth: int = 0) -> int:
-    """The position after the value of a field whose tag ended at `pos`."""
+def _count(walked: list[int]) -> None:
+    walked[0] += 1
+    if walked[0] > _MAX_FIELDS:  # the walk is Python: a message of a million empty fields is refused, not walked
+        raise WireFormatError(f"more than {_MAX_FIELDS} fields")
+
+
+def _skip_field(buf, pos: int, end: int, tag_at: int, field: int, wire_type: int, walked: list[int],
+                depth: int = 0) -> int:
+    """The position after the value of a field whose tag ended at `pos` (walked: fields so far, groups' too)."""
     if wire_type == 0:
         return _varint(buf, pos, end, "varint")[1]
     if wire_type in (1, 5):
@@ -541,12 +548,13 @@ def _skip_field(buf, pos: int, end: int, tag_at: int, field: int, wire_type: int
         while True:
             inner_at = pos
             inner_field, inner_type, pos = _tag(buf, pos, end)
+            _count(walked)
             if inner_type == 4:
                 if inner_field != field:
                     raise WireFormatError(f"group {field} at byte {tag_at} is closed as group {inner_field} "
                                           f"at byte {inner_at}")
                 return pos
-            pos = _skip_field(buf, pos, end, inner_at, inner_field, inner_type, depth + 1)
+            pos = _skip_field(buf, pos, end, inner_at, inner_field, inner_type, walked, depth + 1)
     if wire_type == 4:
         raise WireFormatError(f"end of group {field} at byte {tag_at} without its start")
     raise WireFormatError(f"field {field} at byte {tag_at} has wire type {wire_type}, which protobuf does not have")
@@ -568,11 +576,9 @@ def split_raw_contents(wire, field: int = _RAW_INPUT_CONTENTS_FIELD) -> tuple[by
     what is wrong and where; the rest is the real parser's to judge."""
     buf = memoryview(wire)
     end = len(buf)
-    pos, spans, keep, kept_from, count = 0, [], [], 0, 0
+    pos, spans, keep, kept_from, walked = 0, [], [], 0, [0]
     while pos < end:
-        count += 1
-        if count > _MAX_TOP_LEVEL_FIELDS:
-            raise WireFormatError(f"more than {_MAX_TOP_LEVEL_FIELDS} top-level fields")
+        _count(walked)
         tag_at = pos
         number, wire_type, pos = _tag(buf, pos, end)
         if number == field and wire_type == 2:
@@ -581,7 +587,7 @@ def split_raw_contents(wire, field: int = _RAW_INPUT_CONTENTS_FIELD) -> tuple[by
             spans.append((start, size))
             pos = kept_from = start + size
         else:
-            pos = _skip_field(buf, pos, end, tag_at, number, wire_type)
+            pos = _skip_field(buf, pos, end, tag_at, number, wire_type, walked)
     keep.append(buf[kept_from:end])
     return b"".join(keep), spans
 

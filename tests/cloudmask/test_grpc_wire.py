@@ -120,9 +120,13 @@ def test_bad_fields_inside_are_the_real_parsers_to_refuse():
             WireInferRequest.parse(wire)
 
 
-def test_too_many_top_level_fields_are_refused():
-    with pytest.raises(WireFormatError, match="top-level fields"):
+def test_too_many_fields_are_refused_in_groups_too():
+    """The walk is Python: a message of countless empty fields is refused after 100000, at the top or in a group."""
+    split_raw_contents(field(99, 0, b"\x01") * 100_000)
+    with pytest.raises(WireFormatError, match="more than 100000 fields"):
         split_raw_contents(field(99, 0, b"\x01") * 100_001)
+    with pytest.raises(WireFormatError, match="more than 100000 fields"):
+        split_raw_contents(field(9, 3) + field(99, 0, b"\x01") * 100_000 + field(9, 4))
 
 
 # -- against the real parser ----------------------------------------------------------------------------------
