@@ -25,6 +25,22 @@ def _soft(tf, x, threshold, width, above=True):
     return tf.sigmoid(z if above else -z)
 
 
+def cloud_test(tf, x, bands):
+    """The cloud score of the tests above, 0..1 per pixel, on reflectance x [..., len(bands)] in `bands` order."""
+    idx = {b: i for i, b in enumerate(bands)}
+    eps = 1e-6
+    blue, green, red = (x[..., idx[b]] for b in ("B02", "B03", "B04"))
+    vis = (blue + green + red) / 3.0
+    whiteness = (tf.abs(blue - vis) + tf.abs(green - vis) + tf.abs(red - vis)) / (vis + eps)
+    hot = blue - 0.5 * red - 0.08
+    cloud = _soft(tf, vis, 0.2, 0.03) * _soft(tf, whiteness, 0.7, 0.1, above=False) * _soft(tf, hot, 0.0, 0.02)
+    if "B11" in idx:
+        swir1 = x[..., idx["B11"]]
+        ndsi = (green - swir1) / (green + swir1 + eps)
+        cloud = cloud * _soft(tf, ndsi, 0.4, 0.05, above=False)
+    return cloud
+
+
 def build(model: contract.ModelContract):
     import tensorflow as tf
 
@@ -36,19 +52,12 @@ def build(model: contract.ModelContract):
                                                     name=model.input_name)])
         def serve(self, x):
             eps = 1e-6
-            blue, green, red, nir = (x[..., idx[b]] for b in ("B02", "B03", "B04", "B08"))
-            vis = (blue + green + red) / 3.0
-            whiteness = (tf.abs(blue - vis) + tf.abs(green - vis) + tf.abs(red - vis)) / (vis + eps)
-            hot = blue - 0.5 * red - 0.08
+            green, nir = x[..., idx["B03"]], x[..., idx["B08"]]
             ndwi = (green - nir) / (green + nir + eps)
-            cloud = (_soft(tf, vis, 0.2, 0.03) * _soft(tf, whiteness, 0.7, 0.1, above=False)
-                     * _soft(tf, hot, 0.0, 0.02))
+            cloud = cloud_test(tf, x, model.bands)
             dark = _soft(tf, nir, 0.15, 0.02, above=False)
             if has_swir:
-                swir1 = x[..., idx["B11"]]
-                ndsi = (green - swir1) / (green + swir1 + eps)
-                cloud = cloud * _soft(tf, ndsi, 0.4, 0.05, above=False)
-                dark = dark * _soft(tf, swir1, 0.12, 0.02, above=False)
+                dark = dark * _soft(tf, x[..., idx["B11"]], 0.12, 0.02, above=False)
             shadow = (1.0 - cloud) * dark * _soft(tf, ndwi, 0.1, 0.05, above=False)
             clear = 1.0 - cloud - shadow
             return {"output_0": tf.stack([clear, cloud, shadow], axis=-1)}
