@@ -96,11 +96,13 @@ class SegmentationModel(Model):
             raise InvalidInput(f"{self.name}: unknown output(s) {unknown}; known: {known}")
         return names
 
-    def _run(self, x: np.ndarray, scaling, names: list[str]) -> dict[str, np.ndarray]:
-        """Executor thread: scale DN if need be, run the model, derive the outputs asked for."""
-        if scaling is not None:  # the same arithmetic as the transformer's FP32 path, bit for bit
-            x = contract.dn_to_reflectance(x, *scaling, self.contract.value_range)
-        probs = self.runner(x)
+    def _scale(self, x: np.ndarray, scaling) -> np.ndarray:
+        """Executor thread: DN -> reflectance if need be (the same arithmetic as the transformer's FP32 path, bit
+        for bit)."""
+        return x if scaling is None else contract.dn_to_reflectance(x, *scaling, self.contract.value_range)
+
+    def _derive(self, probs: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+        """Executor thread: the outputs asked for, from the probabilities."""
         derive = {self.contract.output_name: lambda: probs,
                   contract.PREDICTOR_OUTPUT_U8: lambda: contract.quantise(probs),
                   contract.PREDICTOR_OUTPUT_CLASSES: lambda: contract.classes(probs)}
@@ -109,9 +111,13 @@ class SegmentationModel(Model):
     async def predict(self, payload: InferRequest, headers=None, response_headers=None) -> InferResponse:
         x, scaling = self._input(payload)
         names = self._outputs(payload)
+        loop = asyncio.get_running_loop()
+        # everything off the event loop, so health checks and other requests keep being answered; only the TF call
+        # holds the lock: one call's scaling and argmax (single-threaded numpy) overlap the next call's TF work
+        x = await loop.run_in_executor(None, self._scale, x, scaling)
         async with self._lock:
-            # run TF off the event loop so health checks and other requests keep being answered
-            arrays = await asyncio.get_running_loop().run_in_executor(None, self._run, x, scaling, names)
+            probs = await loop.run_in_executor(None, self.runner, x)
+        arrays = await loop.run_in_executor(None, self._derive, probs, names)
         outputs = []
         for name in names:
             arr = arrays[name]
