@@ -52,8 +52,9 @@ def from_geotiff(src_path, dst_path, blocksize: int = BLOCKSIZE) -> Path:
     copies tile by tile, so the mask is never whole in memory."""
     from rasterio.shutil import copy
 
+    # NUM_THREADS: tiles compressed on every core (the service is idle by then: this is the scene's serial tail)
     copy(str(src_path), str(dst_path), driver="COG", compress="DEFLATE", blocksize=blocksize,
-         overview_resampling="MODE", overviews="AUTO", bigtiff="IF_SAFER")
+         overview_resampling="MODE", overviews="AUTO", bigtiff="IF_SAFER", num_threads="ALL_CPUS")
     return Path(dst_path)
 
 
