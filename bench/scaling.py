@@ -124,14 +124,6 @@ def predictor_capacity(port: int, model, n_calls: int = 12) -> float:
     return best
 
 
-def _status_mb(pid: int, field: str) -> float:
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    raise KeyError(field)
-
-
 def run_client(scene: Path, mask: Path, grpc: str, extra=()) -> dict:
     """`cloudmask predict --grpc` in a child process; its wall time and peak RSS (ru_maxrss of the child)."""
     code = ("import json, resource, sys, time; from cloudmask import cli; t = time.perf_counter(); "
@@ -181,6 +173,7 @@ def main(argv=None) -> int:
 
     from cloudmask import contract
     from cloudmask.alloc import tune_malloc
+    from bench.memory import status_mb
     from cloudmask.supervisor import Stack
 
     tune_malloc()
@@ -210,12 +203,12 @@ def main(argv=None) -> int:
         for sc in scenes:
             with rasterio.open(sc) as src:
                 dims, mpx = f"{src.width} x {src.height}", src.width * src.height / 1e6
-            before = _status_mb(tr, "VmRSS")
+            before = status_mb(tr, "VmRSS")
             with open(f"/proc/{tr}/clear_refs", "w") as fh:
                 fh.write("5")  # VmHWM := VmRSS: this scene's peak, not the process's
             r = run_client(sc, out / f"mask_{sc.stem}.tif", stack.grpc, extra)
             rows.append({"scene": dims, "mpx": mpx, "s": r["s"], "mpx_s": mpx / r["s"], "client_mb": r["rss_mb"],
-                         "transformer_before_mb": before, "transformer_peak_mb": _status_mb(tr, "VmHWM"),
+                         "transformer_before_mb": before, "transformer_peak_mb": status_mb(tr, "VmHWM"),
                          "cloud": r["cloud_cover"], "shadow": r["shadow_cover"]})
         cap1 = predictor_capacity(stack.p_grpc, model)
     capacity = (cap0 + cap1) / 2

@@ -11,7 +11,7 @@ import json
 
 import numpy as np
 
-from cloudmask import contract
+from cloudmask import contract, wire
 
 
 @dataclasses.dataclass
@@ -175,17 +175,6 @@ class Client:
             model_version=version, mask_geotiff=geotiff, parameters=params)
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-_RAW_INPUT_CONTENTS = (7 << 3) | 2  # ModelInferRequest.raw_input_contents: field 7, length-delimited
-
 
 class _RawModelInfer:
     """V2 gRPC ModelInfer with the BYTES tensor's contents joined to the serialised request once.
@@ -227,7 +216,7 @@ class _RawModelInfer:
         for e in elements:
             parts += [struct.pack("<I", len(e)), e]
         size = sum(len(p) for p in parts)
-        return b"".join([head.SerializeToString(), bytes((_RAW_INPUT_CONTENTS,)), _varint(size), *parts])
+        return b"".join([head.SerializeToString(), wire.raw_contents_prefix(size), *parts])
 
     def __call__(self, model, input_name, elements, outputs, parameters, headers, timeout_s):
         from tritonclient.grpc import InferResult

@@ -485,7 +485,7 @@ def body_limit(max_bytes: int) -> None:
 # ModelInferRequest. kserve's own ModelInfer then runs on that (WireInferRequest).
 SERVICE = "inference.GRPCInferenceService"
 MODEL_INFER_METHOD = "ModelInfer"
-_RAW_INPUT_CONTENTS_FIELD = 7  # inference.ModelInferRequest.raw_input_contents: repeated bytes
+from cloudmask.wire import RAW_INPUT_CONTENTS_FIELD as _RAW_INPUT_CONTENTS_FIELD  # noqa: E402 (beside its users)
 _MAX_FIELDS = 100_000  # fields walked, groups' included; a real request has a few dozen (one per input, output, parameter)
 _MAX_GROUP_DEPTH = 100  # protobuf's (upb's) default nesting limit
 

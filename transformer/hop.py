@@ -25,9 +25,9 @@ import numpy as np
 from kserve.protocol.grpc.grpc_predict_v2_pb2 import InferParameter, ModelInferRequest, ModelInferResponse
 from kserve.protocol.infer_type import InferInput, InferRequest, RequestedOutput
 
-MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
-_RAW_INPUT_CONTENTS = (7 << 3) | 2  # ModelInferRequest.raw_input_contents: field 7, length-delimited
+from cloudmask import wire
 
+MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
 _DTYPES = {"FP32": np.float32, "UINT16": np.uint16, "UINT8": np.uint8}
 
 # The channel to the predictor: gRPC's default reconnect back-off grows to 120 s, so a predictor that came
@@ -90,15 +90,6 @@ class Hop:
     parameters: dict = dataclasses.field(default_factory=dict)  # the input tensor's: str values
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
 def grpc_request_bytes(hop: Hop) -> bytes:
     """The serialised ModelInferRequest, the tensor copied once from the array's buffer."""
     tensor = ModelInferRequest.InferInputTensor(name=hop.input_name, datatype=hop.datatype,
@@ -108,7 +99,7 @@ def grpc_request_bytes(hop: Hop) -> bytes:
     head = ModelInferRequest(model_name=hop.model_name, id=hop.request_id, inputs=[tensor],
                              outputs=[ModelInferRequest.InferRequestedOutputTensor(name=o) for o in hop.outputs])
     data = np.ascontiguousarray(hop.array)
-    return b"".join((head.SerializeToString(), bytes((_RAW_INPUT_CONTENTS,)), _varint(data.nbytes),
+    return b"".join((head.SerializeToString(), wire.raw_contents_prefix(data.nbytes),
                      memoryview(data).cast("B")))
 
 

@@ -10,16 +10,6 @@ from kserve.protocol.grpc.grpc_predict_v2_pb2 import InferParameter, ModelInferR
 from transformer import hop
 
 
-@pytest.mark.parametrize("n", [0, 1, 127, 128, 300, 16383, 16384, 2 ** 21, 2 ** 28 + 5])
-def test_varint(n):
-    enc = hop._varint(n)
-    val, shift = 0, 0
-    for b in enc:
-        val |= (b & 0x7F) << shift
-        shift += 7
-    assert val == n and all(b & 0x80 for b in enc[:-1]) and not enc[-1] & 0x80
-
-
 @pytest.mark.parametrize("dtype,datatype", [(np.uint16, "UINT16"), (np.float32, "FP32")])
 def test_grpc_request_bytes_parse_back(dtype, datatype):
     arr = np.arange(2 * 16 * 32 * 6).astype(dtype).reshape(2, 16, 32, 6)
