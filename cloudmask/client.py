@@ -89,9 +89,11 @@ class Client:
             self.protocol = "rest"
 
     def close(self):
-        self._c.close()
-        if self.protocol == "grpc":
-            self._raw.close()
+        try:
+            self._c.close()
+        finally:
+            if self.protocol == "grpc":
+                self._raw.close()
 
     def _call(self, fn):
         """fn() with failures as ServiceError (refused) or Unreachable; retryable Unreachable tried again up to

@@ -27,6 +27,9 @@ class SegmentationModel(Model):
         # One TF call at a time: TF already spreads one call over every core, and
         # interleaving calls only adds memory and latency.
         self._lock = asyncio.Lock()
+        # at most one call scaling (or deriving outputs) beside the one in TF: each scaled input is float32,
+        # twice its uint16 bytes, so waiting calls must not all scale ahead
+        self._stage = asyncio.Semaphore(2)
 
     def load(self) -> bool:
         self.runner = Runner(self.model_dir.path)
@@ -114,10 +117,12 @@ class SegmentationModel(Model):
         loop = asyncio.get_running_loop()
         # everything off the event loop, so health checks and other requests keep being answered; only the TF call
         # holds the lock: one call's scaling and argmax (single-threaded numpy) overlap the next call's TF work
-        x = await loop.run_in_executor(None, self._scale, x, scaling)
-        async with self._lock:
-            probs = await loop.run_in_executor(None, self.runner, x)
-        arrays = await loop.run_in_executor(None, self._derive, probs, names)
+        async with self._stage:
+            x = await loop.run_in_executor(None, self._scale, x, scaling)
+            async with self._lock:
+                probs = await loop.run_in_executor(None, self.runner, x)
+            del x
+            arrays = await loop.run_in_executor(None, self._derive, probs, names)
         outputs = []
         for name in names:
             arr = arrays[name]

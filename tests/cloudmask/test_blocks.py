@@ -96,3 +96,39 @@ def test_block_reader_refuses_a_strip_bomb_before_reading(tmp_path):
         reader.run(path, tmp_path / "mask.tif", lambda tif, win: sent.append(tif), block=2048)
     assert sent == []
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KiB
+
+
+def _tif(path, count, descriptions=None):
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    with rasterio.open(path, "w", driver="GTiff", width=600, height=600, count=count, dtype="uint16",
+                       crs="EPSG:32633", transform=from_origin(0, 6000, 10, 10)) as dst:
+        dst.write(np.full((count, 600, 600), 1000, np.uint16))
+        for i, d in enumerate(descriptions or (), start=1):
+            dst.set_band_description(i, d)
+    return path
+
+
+def test_send_bands_keeps_what_a_model_reads_and_names_it(tmp_path):
+    import rasterio
+
+    from cloudmask import contract
+    from cloudmask.blocks import block_geotiff, send_bands
+    from rasterio.io import MemoryFile
+
+    l1c = _tif(tmp_path / "l1c.tif", 13, contract.S2_BANDS)
+    bare = _tif(tmp_path / "bare.tif", 13)  # no descriptions: 13 bands read as L1C's order, as the service would
+    four = _tif(tmp_path / "four.tif", 4, ("B02", "B03", "B04", "B08"))
+    with rasterio.open(l1c) as src:
+        idx, names = send_bands(src)
+        assert idx == [2, 3, 4, 8, 12, 13] and names == list(contract.BANDS_6)
+        with MemoryFile(block_geotiff(src, Window(0, 0, 600, 600), indexes=idx, names=names)) as m, m.open() as b:
+            assert b.count == 6 and b.descriptions == contract.BANDS_6
+    with rasterio.open(bare) as src:
+        assert send_bands(src) == ([2, 3, 4, 8, 12, 13], list(contract.BANDS_6))
+        # names the user gave that do not fit the file: everything goes, and the service says what is wrong
+        assert send_bands(src, ["B02", "B03"]) == (list(range(1, 14)), None)
+    with rasterio.open(four) as src:
+        assert send_bands(src) == ([1, 2, 3, 4], list(contract.BANDS_4))

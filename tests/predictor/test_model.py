@@ -133,3 +133,48 @@ def test_payload_shorter_than_its_shape_is_refused(model):
     inp._raw_data = np.zeros((1, 32, 32, 4), np.float32).tobytes()
     with pytest.raises(InvalidInput, match="does not match shape"):
         asyncio.run(model.predict(InferRequest(model_name="baseline-4b", infer_inputs=[inp])))
+
+
+def test_tf_calls_never_overlap_and_at_most_two_calls_hold_scaled_inputs(model, monkeypatch):
+    """Only the TF call is serialised; scaling and deriving outputs run beside it, for at most two calls at once
+    (each scaled input is float32: waiting calls must not all scale ahead)."""
+    import threading
+    import time
+
+    state = {"tf": 0, "tf_max": 0, "scaled": 0, "scaled_max": 0}
+    lock = threading.Lock()
+    real_runner, real_scale, real_derive = model.runner, model._scale, model._derive
+
+    def bump(key, d):
+        with lock:
+            state[key] += d
+            state[key + "_max"] = max(state[key + "_max"], state[key])
+
+    def runner(x):
+        bump("tf", 1)
+        time.sleep(0.02)
+        try:
+            return real_runner(x)
+        finally:
+            bump("tf", -1)
+
+    def scale(x, scaling):
+        bump("scaled", 1)
+        return real_scale(x, scaling)
+
+    def derive(probs, names):
+        try:
+            return real_derive(probs, names)
+        finally:
+            bump("scaled", -1)  # the call's scaled input is gone after this
+
+    monkeypatch.setattr(model, "runner", runner)
+    monkeypatch.setattr(model, "_scale", scale)
+    monkeypatch.setattr(model, "_derive", derive)
+    x = np.random.default_rng(2).random((1, 32, 32, 4), dtype=np.float32)
+
+    async def many():
+        return await asyncio.gather(*(model.predict(_request(x)) for _ in range(8)))
+
+    results = asyncio.run(many())
+    assert len(results) == 8 and state["tf_max"] == 1 and state["scaled_max"] == 2

@@ -348,9 +348,11 @@ def test_crop_stitcher_takes_each_pixel_from_the_chip_it_is_deepest_in():
     assert np.all(mine[inside] >= 0) and np.all(depth.max(axis=0)[inside] - mine[inside] <= 1)
 
 
-def test_crop_stitcher_refuses_a_missing_chip():
+def test_crop_stitcher_refuses_a_missing_or_repeated_chip():
     tp = tile.plan(600, 600, overlap=64)
     st_ = stitch.CropStitcher(tp)
     st_.add(np.zeros((1, tp.chip_h, tp.chip_w), np.uint8), tp.positions[:1])
     with pytest.raises(RuntimeError, match="covered by no chip"):
         st_.mask()
+    with pytest.raises(RuntimeError, match="already in"):  # a repeat cannot stand in for a missing chip
+        st_.add(np.zeros((1, tp.chip_h, tp.chip_w), np.uint8), tp.positions[:1])
