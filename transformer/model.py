@@ -108,8 +108,12 @@ class CloudMaskTransformer(Model):
     def __init__(self, name: str = contract.SERVICE_NAME, family: str = "cloudmask",
                  max_pixels: int = contract.MAX_PIXELS, batch_size: int = 4, max_in_flight: int = 2,
                  overlap: int = contract.OVERLAP, timeout_s: float = 60.0, hop_probabilities: str = "fp32",
-                 uri_policy: remote.Policy | None = None, stitch: str = "crop"):
+                 uri_policy: remote.Policy | None = None, stitch: str = "crop", max_chip: int = contract.MAX_CHIP,
+                 batch_pixels: int = contract.BATCH_PIXELS):
         super().__init__(name)
+        tile_ops.fitted(max_chip, max_chip, max_chip, overlap)  # a bad --max_chip / --overlap fails start-up
+        self.max_chip = max_chip
+        self.batch_pixels = batch_pixels
         self.uri_policy = uri_policy or remote.Policy()  # URI input off unless the operator allows prefixes
         if family not in contract.FAMILIES:
             raise ValueError(f"unknown model family {family!r}; known: {sorted(contract.FAMILIES)}")
@@ -135,9 +139,12 @@ class CloudMaskTransformer(Model):
     # -- V2 metadata of the service --------------------------------------------------------
     def get_input_types(self):
         # one of the three: the raster's bytes, or a reference the service reads (issue 13, --allowed_uri_prefixes)
+        # or the pixels as a tensor (UINT16 for S2 DN; any of contract.RASTER_DATATYPES) with `bands` and the
+        # georeferencing as parameters
         return [{"name": contract.INPUT_GEOTIFF, "datatype": "BYTES", "shape": [1]},
                 {"name": contract.INPUT_URI, "datatype": "BYTES", "shape": [-1]},
-                {"name": contract.INPUT_STAC_ITEM, "datatype": "BYTES", "shape": [1]}]
+                {"name": contract.INPUT_STAC_ITEM, "datatype": "BYTES", "shape": [1]},
+                {"name": contract.INPUT_RASTER, "datatype": "UINT16", "shape": [-1, -1, -1]}]
 
     def get_output_types(self):
         return [
@@ -155,8 +162,9 @@ class CloudMaskTransformer(Model):
         """The raster half of preprocess, in plain terms (raises BadInput / OverBudget)."""
         t0 = time.perf_counter()
         params = request_ops.params(request.parameters, request.request_outputs)
-        ref = uri_input.reference_input(request.inputs)  # `uri` / `stac_item` instead of `geotiff`
-        payload = request_ops.geotiff_bytes(request.inputs) if ref is None else None
+        pixels = request_ops.raster_array(request.inputs)  # `raster`: the pixels as a tensor, instead of a file
+        ref = uri_input.reference_input(request.inputs) if pixels is None else None  # `uri` / `stac_item`
+        payload = request_ops.geotiff_bytes(request.inputs) if ref is None and pixels is None else None
         chosen = {}
 
         def pick(descriptions, count):  # resolve names and the model before any pixel is read
@@ -164,7 +172,10 @@ class CloudMaskTransformer(Model):
             chosen["model"] = model = band_ops.choose_model(self.family, names)
             return [names.index(b) + 1 for b in model.bands]
 
-        if ref is None:
+        if pixels is not None:
+            raster = decode_ops.from_array(pixels, params.bands, params.crs, params.transform, params.nodata,
+                                           params.tags, window=params.window, max_pixels=self.max_pixels, pick=pick)
+        elif ref is None:
             raster = decode_ops.decode(payload, window=params.window, max_pixels=self.max_pixels, pick=pick)
         else:  # only the window's tiles of the model's bands, under the URI policy and its budgets
             raster = uri_input.read(self.uri_policy, *ref, window=params.window, max_pixels=self.max_pixels,
@@ -185,7 +196,7 @@ class CloudMaskTransformer(Model):
             image = scale_ops.to_reflectance(data, scale, offset, model.value_range)
         h, w = image.shape[:2]
         job = Job(request_id=request.id or str(uuid.uuid4()), model=model, image=image, invalid=invalid,
-                  plan=tile_ops.plan(h, w, overlap=self.overlap), raster=raster, params=params,
+                  plan=tile_ops.fitted(h, w, self.max_chip, self.overlap), raster=raster, params=params,
                   band_names=names, offset=offset, scale=scale, dn=dn, level=level, level_source=level_source,
                   binary=bool(request.from_grpc or request.use_binary_outputs
                               or any(o.binary_data for o in request.request_outputs or ())))
@@ -321,7 +332,7 @@ class CloudMaskTransformer(Model):
                 stitcher.add(out.reshape(chips.shape[:3] + (-1,)), positions)
             return version
 
-        versions = await asyncio.gather(*(one(p) for p in tile_ops.batches(job.plan, self.batch_size)))
+        versions = await asyncio.gather(*(one(p) for p in tile_ops.batches(job.plan, self.batch_size, self.batch_pixels)))
         job.model_version = versions[0] if versions else None
         if job.classes is None:
             job.classes = stitcher.mask()  # respond() puts NODATA where the input was invalid

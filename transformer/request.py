@@ -33,6 +33,11 @@ class Params:
     offset: float | None = None  # None: from the file's BOA_ADD_OFFSET tag if any, else 0
     outputs: tuple[str, ...] = ()  # requested outputs, in order; empty: the default three
     level: str | None = None  # "L1C" / "L2A" when the request says so (cloudmask.raster.level.parse); None: learn it
+    # the georeferencing of a `raster` input (pixels sent as a tensor); a GeoTIFF carries its own
+    crs: str | None = None
+    transform: tuple[float, ...] | None = None
+    nodata: float | None = None
+    tags: dict | None = None
 
 
 def _listish(value, what: str):
@@ -85,8 +90,61 @@ def params(parameters: dict | None, requested_outputs=()) -> Params:
     if unknown:
         raise BadInput(f"unknown output(s) {unknown}; known: {list(OUTPUTS)}")
     level = level_ops.parse(p.get("level"))
+    transform = _listish(p.get("transform"), "transform")
+    if transform is not None:
+        transform = tuple(_number(v, "transform") for v in transform)
+    tags = p.get("tags")
+    if tags is not None:
+        try:
+            tags = json.loads(tags) if isinstance(tags, str) else tags
+        except json.JSONDecodeError:
+            raise BadInput(f"tags must be a JSON object of text values, got {str(tags)[:80]!r}") from None
+        if not isinstance(tags, dict):
+            raise BadInput(f"tags must be a JSON object of text values, got {str(tags)[:80]!r}")
+        tags = {str(k): str(v) for k, v in tags.items()}
+    crs = p.get("crs")
+    if crs is not None and not isinstance(crs, str):
+        raise BadInput(f"crs must be text (WKT or e.g. EPSG:32633), got {type(crs).__name__}")
     return Params(bands=tuple(bands) if bands is not None else None, window=window, scale=scale,
-                  offset=offset, outputs=outputs, level=level)
+                  offset=offset, outputs=outputs, level=level, crs=crs, transform=transform,
+                  nodata=_number(p.get("nodata"), "nodata"), tags=tags)
+
+
+def raster_array(inputs) -> np.ndarray | None:
+    """The `raster` input as a (bands, height, width) array (binary / gRPC: a view of the received bytes, no copy;
+    JSON: from its list), or None when the request has none; BadInput when it is malformed or not alone."""
+    named = [i for i in inputs if i.name == contract.INPUT_RASTER]
+    if not named:
+        return None
+    if len(inputs) != 1:
+        got = ", ".join(i.name for i in inputs)
+        raise BadInput(f"give one input: '{contract.INPUT_RASTER}' alone, or one of '{contract.INPUT_GEOTIFF}', "
+                       f"'{contract.INPUT_URI}', '{contract.INPUT_STAC_ITEM}'; got: {got}")
+    inp = named[0]
+    dtype = contract.RASTER_DATATYPES.get(inp.datatype)
+    if dtype is None:
+        raise BadInput(f"input '{inp.name}' must be one of {', '.join(contract.RASTER_DATATYPES)}, got {inp.datatype}")
+    try:
+        shape = [int(v) for v in inp.shape]
+    except (TypeError, ValueError):
+        shape = []
+    if len(shape) != 3 or min(shape) <= 0:
+        raise BadInput(f"input '{inp.name}' must have shape [bands, height, width], got {list(inp.shape)}")
+    n = int(np.prod(shape, dtype=np.int64))
+    span = raw_span(inp)
+    if span is not None:
+        buf, start, size = span
+        if size != n * np.dtype(dtype).itemsize:
+            raise BadInput(f"input '{inp.name}' holds {size} bytes, its shape {shape} of {inp.datatype} needs "
+                           f"{n * np.dtype(dtype).itemsize}")
+        return np.frombuffer(buf, dtype=np.dtype(dtype).newbyteorder("<"), count=n, offset=start).reshape(shape)
+    try:
+        arr = np.asarray(inp.as_numpy())
+        if arr.size != n:
+            raise ValueError(f"{arr.size} values for shape {shape}")
+        return arr.astype(dtype, copy=False).reshape(shape)
+    except Exception as e:
+        raise BadInput(f"input '{inp.name}' could not be read as {inp.datatype} {shape}: {e}") from None
 
 
 def geotiff_bytes(inputs) -> bytes | Embedded:

@@ -172,3 +172,54 @@ def decode(payload: bytes | Embedded, window=None, max_pixels: int | None = None
         raise
     except (RasterioIOError, rasterio.errors.RasterioError) as e:
         raise BadInput(f"geotiff could not be decoded (truncated or corrupt?): {e}") from None
+
+
+def from_array(data: np.ndarray, names, crs=None, transform=None, nodata=None, tags=None, window=None,
+               max_pixels: int | None = None, pick=None) -> Raster:
+    """A raster sent as pixels, (bands, height, width), with its georeferencing: what decode gives for a GeoTIFF of
+    the same pixels. `names` describe the bands (one each); crs: anything rasterio's CRS.from_user_input reads
+    (WKT, "EPSG:32633"), None for none; transform: the six affine coefficients a, b, c, d, e, f, None for the
+    identity; window, max_pixels and pick as decode's. A view of `data` where it can be (no window or band choice
+    that needs a copy)."""
+    from affine import Affine
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
+
+    if data.ndim != 3 or min(data.shape) <= 0:
+        raise BadInput(f"raster must have shape [bands, height, width], got {list(data.shape)}")
+    if data.dtype.name not in DTYPES:
+        raise BadInput(f"raster pixel type {data.dtype.name} is not supported; send one of {', '.join(DTYPES)}")
+    count, height, width = data.shape
+    names = tuple(names or ())
+    if len(names) != count:
+        raise BadInput(f"raster has {count} band(s) but `bands` names {len(names)}: name each band, in order "
+                       "(e.g. bands=B02,B03,B04,B08)")
+    try:
+        crs = CRS.from_user_input(crs) if crs not in (None, "") else None
+    except (CRSError, ValueError, TypeError) as e:  # rasterio raises all three, by what the text looks like
+        raise BadInput(f"crs is not a coordinate reference system rasterio can read: {e}") from None
+    if transform is None:
+        transform = Affine.identity()
+    else:
+        try:
+            coeffs = [float(v) for v in transform]
+        except (TypeError, ValueError):
+            coeffs = []
+        if len(coeffs) != 6 or not all(np.isfinite(coeffs)) or coeffs[0] * coeffs[4] - coeffs[1] * coeffs[3] == 0:
+            raise BadInput(f"transform must be the six finite affine coefficients a,b,c,d,e,f of an invertible "
+                           f"transform, got {transform!r}")
+        transform = Affine(*coeffs)
+    win = parse_window(window, width, height) if window is not None else None
+    w, h = (win.width, win.height) if win is not None else (width, height)
+    if max_pixels is not None and w * h > max_pixels:
+        raise OverBudget(f"raster of {w}x{h} px exceeds the request budget of {max_pixels} px; "
+                         "send a window or use `cloudmask predict`, which splits large scenes")
+    if win is not None:
+        r0, c0 = int(win.row_off), int(win.col_off)
+        data = data[:, r0:r0 + int(win.height), c0:c0 + int(win.width)]
+        transform = rasterio.windows.transform(win, transform)
+    indexes = pick(names, count) if pick is not None else None
+    if indexes is not None and list(indexes) != list(range(1, count + 1)):
+        data = data[[i - 1 for i in indexes]]
+    return Raster(data=data, crs=crs, transform=transform, descriptions=names, nodata=nodata,
+                  tags=dict(tags or {}))

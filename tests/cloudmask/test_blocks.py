@@ -132,3 +132,18 @@ def test_send_bands_keeps_what_a_model_reads_and_names_it(tmp_path):
         assert send_bands(src, ["B02", "B03"]) == (list(range(1, 14)), None)
     with rasterio.open(four) as src:
         assert send_bands(src) == ([1, 2, 3, 4], list(contract.BANDS_4))
+
+
+def test_block_cuts_leave_no_sliver_and_stay_on_the_pooling_grid():
+    from rasterio.windows import Window
+
+    from cloudmask.blocks import BLOCK, MARGIN, blocks
+
+    for size in (1, 1919, 1920, 1921, 1933, 2900, 3841, 10980):
+        bs = blocks(Window(0, 0, size, 7), BLOCK, MARGIN, size, 7)
+        cores = sorted({(int(b.core.col_off), int(b.core.width)) for b in bs})
+        assert cores[0][0] == 0 and sum(w for _, w in cores) == size  # the cores tile the axis
+        assert all(a + w == b for (a, w), (b, _) in zip(cores, cores[1:]))
+        assert all(w >= min(size, BLOCK // 2 - 16) for _, w in cores)  # no sliver
+        assert all(w <= BLOCK for _, w in cores)
+        assert all(int(b.read.col_off) % 16 == 0 for b in bs)  # reads start on the nets' pooling grid

@@ -49,9 +49,9 @@ def reference_mask(runners, path, batch=4, overlap=64, how="crop") -> np.ndarray
     data = data[[names.index(b) for b in model.bands]]
     offset = scale_ops.file_offset(tags) or 0.0
     image = scale_ops.to_reflectance(data, contract.DEFAULT_SCALE, offset, model.value_range)
-    tp = tile.plan(image.shape[0], image.shape[1], overlap=overlap)
+    tp = tile.fitted(image.shape[0], image.shape[1], contract.MAX_CHIP, overlap)  # the service's chips
     st = stitch.Stitcher(tp) if how == "blend" else stitch.CropStitcher(tp)
-    for pos in tile.batches(tp, batch):
+    for pos in tile.batches(tp, batch, contract.BATCH_PIXELS):
         p = runners[model.name](tile.chips(image, tp, pos))
         st.add(p if how == "blend" else contract.classes(p), pos)
     invalid = scale_ops.nodata_mask(data, nodata)
@@ -65,12 +65,13 @@ def chip512(scenes, tmp_path_factory):
                              window=(600, 700, 512, 512))
 
 
-@pytest.mark.parametrize("key", ["chip512", "l1c4", "l2a12", "l1c6"])
+@pytest.mark.parametrize("key", ["chip512", "l1c4", "l2a12", "l1c6", "l1c13"])
 def test_masks_equal_the_fp32_path(stack, scenes, chip512, runners, key):
-    """One chip (512, and smaller than a chip: padded), and 2 x 2 blended chips: pixel for pixel."""
+    """One chip (512; smaller, padded; 700 x 600, one chip sized to it), and two chips cropped (1100 x 1000):
+    pixel for pixel."""
     path = chip512 if key == "chip512" else scenes[key]
     r = rest_infer(stack, path)
-    assert r.get_response()["parameters"]["chips"] == (4 if key == "l1c6" else 1)
+    assert r.get_response()["parameters"]["chips"] == (2 if key == "l1c13" else 1)
     got, want = r.as_numpy("mask"), reference_mask(runners, path)
     assert got.shape == want.shape
     assert np.count_nonzero(got != want) == 0, f"{np.count_nonzero(got != want)} of {got.size} px differ"

@@ -201,7 +201,8 @@ def test_metadata_reports_real_shapes_and_versions(stack):
     # one of: the raster's bytes, or a reference the service reads where its operator allows (issue 13)
     assert meta["inputs"] == [{"name": "geotiff", "datatype": "BYTES", "shape": [1]},
                               {"name": "uri", "datatype": "BYTES", "shape": [-1]},
-                              {"name": "stac_item", "datatype": "BYTES", "shape": [1]}]
+                              {"name": "stac_item", "datatype": "BYTES", "shape": [1]},
+                              {"name": "raster", "datatype": "UINT16", "shape": [-1, -1, -1]}]
     assert {o["name"] for o in meta["outputs"]} == {"mask", "cloud_cover", "shadow_cover", "mask_geotiff"}
     models = httpx.get(f"{stack.predictor_url}/v2/models", timeout=10).json()["models"]
     assert {c.name for c in contract.FAMILIES[FAMILY]} <= set(models)
@@ -316,9 +317,9 @@ def test_rest_hop_to_predictor_with_binary_tensors(stack, scenes, tmp_path):
     (kserve's own hop would force JSON); same answer as the default gRPC hop, version included."""
     from cloudmask.supervisor import Stack
 
-    ref = rest_infer(stack, scenes["l1c6"])
+    ref = rest_infer(stack, scenes["l1c13"])
     with Stack(http_port=0, grpc_port=0, model_family=FAMILY, predictor_protocol="v2", log_dir=tmp_path) as s2:
-        r = rest_infer(s2, scenes["l1c6"])
+        r = rest_infer(s2, scenes["l1c13"])
     np.testing.assert_array_equal(r.as_numpy("mask"), ref.as_numpy("mask"))
     assert r.get_response()["model_version"] == ref.get_response()["model_version"]
-    assert r.get_response()["parameters"]["chips"] == 4  # 700x600 -> 2x2 chips of 512
+    assert r.get_response()["parameters"]["chips"] == 2  # 1100 x 1000 -> 2 chips sized to it (tile.fitted)

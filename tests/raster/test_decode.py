@@ -315,3 +315,30 @@ def test_an_embedded_file_decodes_as_the_file_itself(geotiff_bytes):
         decode.decode(decode.Embedded(buf, 7, len(tif) // 3))  # cut short
     with pytest.raises(ValueError):
         decode.Embedded(buf, 7, len(buf))  # past the end
+
+
+def test_from_array_is_what_decode_gives_for_the_same_pixels():
+    """A raster sent as pixels (the service's `raster` input) is the Raster a GeoTIFF of them decodes to."""
+    from affine import Affine
+    from rasterio.io import MemoryFile
+
+    from cloudmask.raster.decode import decode, from_array
+
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 5000, size=(4, 70, 90), dtype=np.uint16)
+    t = Affine(10, 0, 500000, 0, -10, 4000000)
+    names = ("B02", "B03", "B04", "B08")
+    with MemoryFile() as mem:
+        with mem.open(driver="GTiff", width=90, height=70, count=4, dtype="uint16", crs="EPSG:32633", transform=t,
+                      nodata=0) as dst:
+            dst.write(data)
+            dst.descriptions = names
+            dst.update_tags(BOA_ADD_OFFSET="-1000")
+        a = decode(mem.read(), window=(5, 6, 40, 30), pick=lambda d, c: [3, 1])
+    b = from_array(data, names, "EPSG:32633", tuple(t)[:6], 0, {"BOA_ADD_OFFSET": "-1000"}, window=(5, 6, 40, 30),
+                   pick=lambda d, c: [3, 1])
+    assert np.array_equal(a.data, b.data)
+    assert (a.crs, a.transform, a.nodata, a.tags["BOA_ADD_OFFSET"]) == (b.crs, b.transform, b.nodata,
+                                                                        b.tags["BOA_ADD_OFFSET"])
+    whole = from_array(data, names)
+    assert np.shares_memory(whole.data, data) and whole.crs is None  # no copy; no georeferencing given

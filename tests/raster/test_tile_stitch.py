@@ -356,3 +356,50 @@ def test_crop_stitcher_refuses_a_missing_or_repeated_chip():
         st_.mask()
     with pytest.raises(RuntimeError, match="already in"):  # a repeat cannot stand in for a missing chip
         st_.add(np.zeros((1, tp.chip_h, tp.chip_w), np.uint8), tp.positions[:1])
+
+
+# -- fitted plans: the service's chips, sized to the raster up to MAX_CHIP ---------------------------------------
+
+@settings(max_examples=300, deadline=None)
+@given(size=st.integers(1, 12000), max_chip=st.sampled_from([256, 512, 1024]), overlap=st.sampled_from([0, 32, 64, 100]))
+def test_fitted_axis_covers_with_the_overlap_on_the_pooling_grid(size, max_chip, overlap):
+    if overlap >= max_chip:
+        return
+    tp = tile.fitted(size, 7, max_chip, overlap)
+    m = contract.CHIP_MULTIPLE
+    chip, rows = tp.chip_h, tp.rows
+    assert chip % m == 0 and chip <= max(max_chip, -(-size // m) * m)
+    assert rows[0] == 0 and all(r % m == 0 for r in rows)
+    assert rows[-1] + chip >= size and rows[-1] + chip - size < max(m, chip - size + 1)  # at most 15 px overhang
+    assert all(b - a <= chip - overlap for a, b in zip(rows, rows[1:]))  # neighbours share >= overlap px
+    if size > max_chip and overlap % m == 0:  # the fewest chips of at most max_chip that can do it
+        n = len(rows)
+        assert (n - 1) * max_chip - (n - 2) * overlap < size
+
+
+def test_fitted_chips_identity_model_gives_the_input_back():
+    """Chips that overhang the raster's edge (padded) and cropped spans still give back every pixel exactly."""
+    rng = np.random.default_rng(3)
+    image = rng.random((1100, 2090, 4), dtype=np.float32)
+    tp = tile.fitted(1100, 2090, 1024, 64)
+    assert (tp.chip_h, tp.chip_w) == (592, 752)  # 2 x 3 chips
+    cs = stitch.CropStitcher(tp)
+    for pos in tile.batches(tp, 4, contract.BATCH_PIXELS):
+        ch = tile.chips(image, tp, pos)
+        assert ch.shape[0] * tp.chip_h * tp.chip_w <= contract.BATCH_PIXELS or ch.shape[0] == 1
+        cs.add((ch[..., 0] * 200).astype(np.uint8), pos)
+    assert np.array_equal(cs.mask(), (image[..., 0] * 200).astype(np.uint8))
+
+
+def test_batches_by_pixels_never_less_than_one_chip():
+    tp = tile.fitted(3000, 3000, 1024, 64)
+    assert [len(b) for b in tile.batches(tp, 4, contract.BATCH_PIXELS)] == [1] * len(tp)
+    tp = tile.fitted(1000, 1500, 512, 64)
+    assert {len(b) for b in tile.batches(tp, 4, contract.BATCH_PIXELS)} <= {4, len(tp) % 4 or 4}
+
+
+def test_fitted_refuses_a_bad_geometry():
+    with pytest.raises(ValueError):
+        tile.fitted(100, 100, 1000, 64)  # not a multiple of 16
+    with pytest.raises(ValueError):
+        tile.fitted(100, 100, 512, 512)

@@ -109,16 +109,16 @@ def _expected(data: np.ndarray, model: contract.ModelContract, how: str = "crop"
     their spans (crop) or probabilities blended (blend)."""
     invalid = scale_ops.nodata_mask(data, None)
     image = scale_ops.to_reflectance(data, contract.DEFAULT_SCALE, 0.0, model.value_range)
-    plan = tile.plan(*image.shape[:2], overlap=64)
+    plan = tile.fitted(*image.shape[:2], contract.MAX_CHIP, 64)  # the service's chips
     st = stitch.Stitcher(plan) if how == "blend" else stitch.CropStitcher(plan)
-    for pos in tile.batches(plan, 4):
+    for pos in tile.batches(plan, 4, contract.BATCH_PIXELS):
         p = net(tile.chips(image, plan, pos))
         st.add(p if how == "blend" else contract.classes(p), pos)
     return stitch.to_mask(st.probabilities(), invalid) if how == "blend" else st.mask(invalid)
 
 
 @pytest.mark.parametrize("how", ["crop", "blend"])
-@pytest.mark.parametrize("h,w", [(600, 700), (200, 180)])  # many chips stitched; one chip (the classes output)
+@pytest.mark.parametrize("h,w", [(1100, 2100), (200, 180)])  # many chips stitched; one chip (the classes output)
 def test_mask_over_the_hop_is_the_library_mask(geotiff_bytes, predictor_at, h, w, how):
     data = _scene(h, w)
     tif = geotiff_bytes(data, descriptions=["B02", "B03", "B04", "B08"])
@@ -145,7 +145,9 @@ def test_mask_over_the_hop_is_the_library_mask(geotiff_bytes, predictor_at, h, w
     cloud, shadow = stitch.cover(expected)
     assert out[contract.OUTPUT_CLOUD_COVER][0] == pytest.approx(cloud) and cloud > 0.05
     assert out[contract.OUTPUT_SHADOW_COVER][0] == pytest.approx(shadow) and shadow > 0.05
-    assert len(predictor.metadata) == -(-len(job.plan) // 4)  # one call per batch of 4 chips
+    # one call per batch: at most 4 chips and four 512 px chips' worth of pixels
+    assert len(predictor.metadata) == len(list(tile.batches(job.plan, 4, contract.BATCH_PIXELS)))
+    assert len(job.plan) == 1 or len(predictor.metadata) > 1
     for md in predictor.metadata:  # the forwardable headers travel with every call, and only those
         assert md["x-request-id"] == "abc-123" and md["traceparent"] == headers["traceparent"]
         assert md["b3"] == headers["b3"] and "cookie" not in md
