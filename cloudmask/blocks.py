@@ -76,7 +76,11 @@ def blocks(region: Window, size: int, margin: int, width: int, height: int) -> l
     for r, h in _cuts(int(region.row_off), int(region.height), size):
         for c, w in _cuts(int(region.col_off), int(region.width), size):
             core = Window(c, r, w, h)
-            context = Window(c - margin, r - margin, core.width + 2 * margin, core.height + 2 * margin)
+            # reads start on the nets' 16 px pooling grid of the raster (a window or --block off it would put
+            # neighbouring blocks on different phases of it, and their answers would differ all over)
+            c0 = max(0, (c - margin) // contract.CHIP_MULTIPLE * contract.CHIP_MULTIPLE)
+            r0 = max(0, (r - margin) // contract.CHIP_MULTIPLE * contract.CHIP_MULTIPLE)
+            context = Window(c0, r0, c + w + margin - c0, r + h + margin - r0)
             out.append(Block(core=core, read=context.intersection(raster)))
     return out
 

@@ -143,7 +143,9 @@ class Client:
         data = data.astype(data.dtype.newbyteorder("<"), copy=False)  # V2 tensors are little-endian
         extra = {}
         if crs is not None:
-            extra["crs"] = crs if isinstance(crs, str) else crs.to_wkt()
+            from rasterio.crs import CRS
+
+            extra["crs"] = crs if isinstance(crs, str) else CRS.from_user_input(crs).to_wkt()  # CRS, EPSG int, ...
         if transform is not None:
             extra["transform"] = ",".join(repr(float(v)) for v in tuple(transform)[:6])
         if nodata is not None:

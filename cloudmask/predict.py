@@ -188,6 +188,10 @@ def run(args: argparse.Namespace) -> int:
 
     args.block = args.block or blocks.BLOCK
     args.margin = blocks.MARGIN if args.margin is None else args.margin
+    if args.block % contract.CHIP_MULTIPLE or args.margin % contract.CHIP_MULTIPLE or args.block <= 0 or args.margin < 0:
+        # blocks must start on the nets' pooling grid, or neighbouring blocks answer on different phases of it
+        return _fail(f"--block and --margin must be multiples of {contract.CHIP_MULTIPLE} px, got {args.block} and "
+                     f"{args.margin}", EXIT_BAD_INPUT)
 
     if refscene.is_reference(str(args.scene)):
         return run_reference(args)

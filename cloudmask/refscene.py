@@ -4,8 +4,8 @@ Cloud-Optimized GeoTIFF.
 
 Client-side read (the default): this process range-reads each block's window (with its margin) through
 cloudmask.raster.reference -- only the tiles under it, 20 m bands warped onto the 10 m grid, only the bands a model
-uses -- and sends it to the service as a small GeoTIFF, as cloudmask.blocks does for a local file; never the whole
-tile in memory. Server-side read (`--server-side-read`): each request carries the reference and the block's window,
+uses -- and sends it to the service as a small GeoTIFF (a local file's blocks go as `raster` tensors instead,
+cloudmask.blocks); never the whole tile in memory. Server-side read (`--server-side-read`): each request carries the reference and the block's window,
 and the service reads the pixels (it must allow the URLs: --allowed_uri_prefixes).
 
 The mask is written block by block into a tiled GeoTIFF next to --out, then copied tile by tile into the COG.

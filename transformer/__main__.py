@@ -40,7 +40,7 @@ def parse(argv=None) -> argparse.Namespace:
                         help="chip pixels per predictor call, at least one chip (default four 512 px chips' worth)")
     parser.add_argument("--max_chip", type=int, default=contract.MAX_CHIP,
                         help="largest chip side, px, a multiple of 16: chips are sized to the request up to it "
-                             "(default 1024; 512 runs chips of the nets' training size)")
+                             "(default 1024; 512 keeps them no larger than the nets' training chips)")
     parser.add_argument("--max_in_flight", type=int, default=2, help="predictor calls in flight per request")
     parser.add_argument("--overlap", type=int, default=contract.OVERLAP, help="overlap of neighbouring chips, px")
     parser.add_argument("--stitch", default="crop", choices=STITCH,

@@ -111,7 +111,7 @@ class CloudMaskTransformer(Model):
                  uri_policy: remote.Policy | None = None, stitch: str = "crop", max_chip: int = contract.MAX_CHIP,
                  batch_pixels: int = contract.BATCH_PIXELS):
         super().__init__(name)
-        tile_ops.fitted(max_chip, max_chip, max_chip, overlap)  # a bad --max_chip / --overlap fails start-up
+        tile_ops.fitted(2 * max_chip, 2 * max_chip, max_chip, overlap)  # a bad --max_chip / --overlap fails start-up
         self.max_chip = max_chip
         self.batch_pixels = batch_pixels
         self.uri_policy = uri_policy or remote.Policy()  # URI input off unless the operator allows prefixes
@@ -139,8 +139,8 @@ class CloudMaskTransformer(Model):
     # -- V2 metadata of the service --------------------------------------------------------
     def get_input_types(self):
         # one of the three: the raster's bytes, or a reference the service reads (issue 13, --allowed_uri_prefixes)
-        # or the pixels as a tensor (UINT16 for S2 DN; any of contract.RASTER_DATATYPES) with `bands` and the
-        # georeferencing as parameters
+        # or the pixels as a tensor (listed as UINT16, S2's DN; any of contract.RASTER_DATATYPES is taken) with
+        # `bands` and the georeferencing as parameters
         return [{"name": contract.INPUT_GEOTIFF, "datatype": "BYTES", "shape": [1]},
                 {"name": contract.INPUT_URI, "datatype": "BYTES", "shape": [-1]},
                 {"name": contract.INPUT_STAC_ITEM, "datatype": "BYTES", "shape": [1]},
@@ -165,6 +165,10 @@ class CloudMaskTransformer(Model):
         pixels = request_ops.raster_array(request.inputs)  # `raster`: the pixels as a tensor, instead of a file
         ref = uri_input.reference_input(request.inputs) if pixels is None else None  # `uri` / `stac_item`
         payload = request_ops.geotiff_bytes(request.inputs) if ref is None and pixels is None else None
+        stray = [k for k in request_ops.RASTER_ONLY if pixels is None and getattr(params, k) is not None]
+        if stray:  # a GeoTIFF or a reference carries its own; ignoring them silently would surprise
+            raise BadInput(f"parameter(s) {', '.join(stray)} describe a '{contract.INPUT_RASTER}' input's pixels; "
+                           "the file carries its own georeferencing")
         chosen = {}
 
         def pick(descriptions, count):  # resolve names and the model before any pixel is read

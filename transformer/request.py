@@ -9,6 +9,7 @@ import base64
 import binascii
 import dataclasses
 import json
+import math
 import struct
 
 import numpy as np
@@ -20,6 +21,9 @@ from cloudmask.raster import level as level_ops
 from cloudmask.raster.decode import Embedded
 from cloudmask.raster.errors import BadInput
 
+
+MAX_RASTER_SIDE = 1 << 20  # px or bands: far over any budget, so a shape's size is checked exactly before it is used
+RASTER_ONLY = ("crs", "transform", "nodata", "tags")  # parameters that describe a `raster` input's pixels
 
 OUTPUTS = (contract.OUTPUT_MASK, contract.OUTPUT_CLOUD_COVER, contract.OUTPUT_SHADOW_COVER,
            contract.OUTPUT_MASK_GEOTIFF)
@@ -130,14 +134,20 @@ def raster_array(inputs) -> np.ndarray | None:
         shape = []
     if len(shape) != 3 or min(shape) <= 0:
         raise BadInput(f"input '{inp.name}' must have shape [bands, height, width], got {list(inp.shape)}")
-    n = int(np.prod(shape, dtype=np.int64))
+    if max(shape) > MAX_RASTER_SIDE:  # before any arithmetic: numpy's int64 products would wrap
+        raise BadInput(f"input '{inp.name}' shape {shape}: no side may exceed {MAX_RASTER_SIDE}")
+    n = math.prod(shape)  # exact
     span = raw_span(inp)
     if span is not None:
         buf, start, size = span
         if size != n * np.dtype(dtype).itemsize:
             raise BadInput(f"input '{inp.name}' holds {size} bytes, its shape {shape} of {inp.datatype} needs "
                            f"{n * np.dtype(dtype).itemsize}")
-        return np.frombuffer(buf, dtype=np.dtype(dtype).newbyteorder("<"), count=n, offset=start).reshape(shape)
+        try:
+            return np.frombuffer(buf, dtype=np.dtype(dtype).newbyteorder("<"), count=n,
+                                 offset=start).reshape(shape)
+        except ValueError as e:
+            raise BadInput(f"input '{inp.name}' could not be read as {inp.datatype} {shape}: {e}") from None
     try:
         arr = np.asarray(inp.as_numpy())
         if arr.size != n:

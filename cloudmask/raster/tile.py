@@ -88,8 +88,8 @@ def fitted(height: int, width: int, max_chip: int = contract.MAX_CHIP, overlap: 
     waste less on overlap (64 px of 1024 instead of 512), and sizing them to the raster wastes little on a last
     chip flush with the edge. Chip px per raster px, square rasters: 1984 px 1.07 (two 1024 px chips a side; 512 px
     chips at the same overlap: 1.67), 2304 px 1.13 (1.23), 10980 px 1.14 (1.36)."""
-    if not 0 <= overlap < max_chip or max_chip % multiple:
-        raise ValueError(f"need 0 <= overlap < max_chip and max_chip a multiple of {multiple}, got "
+    if not 0 <= overlap <= max_chip - multiple or max_chip % multiple:
+        raise ValueError(f"need 0 <= overlap <= max_chip - {multiple} and max_chip a multiple of {multiple}, got "
                          f"overlap {overlap}, max_chip {max_chip}")
     chip_h, rows = _fitted(height, max_chip, overlap, multiple)
     chip_w, cols = _fitted(width, max_chip, overlap, multiple)

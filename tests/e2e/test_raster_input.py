@@ -130,3 +130,27 @@ def test_raster_over_the_pixel_budget_is_413_over_grpc_and_binary_size_is_checke
                                "Content-Type": "application/octet-stream"})
     assert resp.status_code == 400, resp.text
     assert "raster" in resp.json()["error"]
+
+
+def test_raster_only_parameters_on_a_geotiff_are_refused(stack, scenes):
+    """A GeoTIFF carries its own georeferencing: `nodata` and the rest given with one would be ignored, so 400."""
+    from test_service import post_json
+
+    resp = post_json(stack, Path(scenes["l1c4"]).read_bytes(), params={"nodata": "0", "crs": "EPSG:4326"})
+    assert resp.status_code == 400 and "crs, nodata describe" in resp.json()["error"]
+
+
+def test_cli_blocks_with_unresolvable_bands_go_as_geotiffs_and_get_the_services_answer(stack, tmp_path):
+    """Five undescribed bands name no band set: the client cannot name the pixels, so each block goes as a GeoTIFF
+    (sent from GDAL's buffer) and the service's 400 comes back as exit 4; a --block off the 16 px grid is exit 2."""
+    path = tmp_path / "five.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=700, height=600, count=5, dtype="uint16", crs="EPSG:32633",
+                       transform=rasterio.transform.from_origin(500000, 4000000, 10, 10)) as dst:
+        dst.write(np.full((5, 600, 700), 1500, np.uint16))
+    cli = [sys.executable, "-m", "cloudmask.cli", "predict", str(path), "--out", str(tmp_path / "m.tif")]
+    r = subprocess.run(cli + ["--url", stack.url, "--block", "512", "--retries", "0"], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 4, r.stderr
+    assert "refused the request (400)" in r.stderr and "band" in r.stderr
+    r = subprocess.run(cli + ["--url", stack.url, "--block", "1000"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "multiples of 16" in r.stderr, r.stderr

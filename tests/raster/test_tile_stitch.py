@@ -361,9 +361,12 @@ def test_crop_stitcher_refuses_a_missing_or_repeated_chip():
 # -- fitted plans: the service's chips, sized to the raster up to MAX_CHIP ---------------------------------------
 
 @settings(max_examples=300, deadline=None)
-@given(size=st.integers(1, 12000), max_chip=st.sampled_from([256, 512, 1024]), overlap=st.sampled_from([0, 32, 64, 100]))
+@given(size=st.integers(1, 12000), max_chip=st.sampled_from([256, 512, 1024]),
+       overlap=st.sampled_from([0, 32, 64, 100, 240, 1000]))
 def test_fitted_axis_covers_with_the_overlap_on_the_pooling_grid(size, max_chip, overlap):
-    if overlap >= max_chip:
+    if overlap > max_chip - contract.CHIP_MULTIPLE:
+        with pytest.raises(ValueError):  # no room to step: refused, never an endless search
+            tile.fitted(size, 7, max_chip, overlap)
         return
     tp = tile.fitted(size, 7, max_chip, overlap)
     m = contract.CHIP_MULTIPLE
@@ -371,7 +374,7 @@ def test_fitted_axis_covers_with_the_overlap_on_the_pooling_grid(size, max_chip,
     assert chip % m == 0 and chip <= max(max_chip, -(-size // m) * m)
     assert rows[0] == 0 and all(r % m == 0 for r in rows)
     assert rows[-1] + chip >= size and rows[-1] + chip - size < max(m, chip - size + 1)  # at most 15 px overhang
-    assert all(b - a <= chip - overlap for a, b in zip(rows, rows[1:]))  # neighbours share >= overlap px
+    assert all(0 < b - a <= chip - overlap for a, b in zip(rows, rows[1:]))  # distinct; share >= overlap px
     if size > max_chip and overlap % m == 0:  # the fewest chips of at most max_chip that can do it
         n = len(rows)
         assert (n - 1) * max_chip - (n - 2) * overlap < size
@@ -403,3 +406,5 @@ def test_fitted_refuses_a_bad_geometry():
         tile.fitted(100, 100, 1000, 64)  # not a multiple of 16
     with pytest.raises(ValueError):
         tile.fitted(100, 100, 512, 512)
+    with pytest.raises(ValueError):
+        tile.fitted(2000, 2000, 1024, 1016)  # steps of less than 16 px: no plan on the grid

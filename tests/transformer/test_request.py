@@ -235,3 +235,51 @@ def test_a_raw_tensor_that_is_not_one_element_is_still_refused():
     inp._raw_data = struct.pack("<I", len(TIFF) + 10) + TIFF  # a length past the end
     with pytest.raises(BadInput, match="length"):
         request.geotiff_bytes([inp])
+
+
+# -- the `raster` input: pixels as a tensor --------------------------------------------------------------------
+
+def _raster(shape, raw: bytes | None, datatype="UINT16", data=None):
+    inp = InferInput(name=contract.INPUT_RASTER, shape=list(shape), datatype=datatype, data=data)
+    if raw is not None:
+        inp._raw_data = raw  # as kserve keeps a binary (REST) or raw gRPC tensor
+    return inp
+
+
+def test_raster_array_is_a_view_of_the_received_bytes():
+    px = np.arange(2 * 3 * 4, dtype="<u2").reshape(2, 3, 4)
+    raw = px.tobytes()
+    got = request.raster_array([_raster(px.shape, raw)])
+    assert np.array_equal(got, px) and np.shares_memory(got, np.frombuffer(raw, np.uint8))
+
+
+@pytest.mark.parametrize("shape,nbytes,words", [
+    ([2048, 2 ** 53 + 3, 1], 12288, "no side may exceed"),  # int64 products would wrap to 6144
+    ([2 ** 33, 2 ** 31, 3], 0, "no side may exceed"),  # ... or to 0
+    ([2, 3, 4], 47, "holds 47 bytes"),
+    ([2, 3], 12, "[bands, height, width]"),
+    ([2, 0, 4], 0, "[bands, height, width]"),
+    ([2, -3, 4], 0, "[bands, height, width]"),
+])
+def test_raster_array_refuses_a_shape_its_bytes_do_not_fill(shape, nbytes, words):
+    with pytest.raises(BadInput) as e:
+        request.raster_array([_raster(shape, b"\0" * nbytes)])
+    assert words in str(e.value)
+
+
+def test_raster_array_from_json_and_the_wrong_datatype():
+    got = request.raster_array([_raster([1, 2, 2], None, data=[1, 2, 3, 4])])
+    assert got.dtype == np.uint16 and got.tolist() == [[[1, 2], [3, 4]]]
+    with pytest.raises(BadInput, match="must be one of"):
+        request.raster_array([_raster([1, 2, 2], None, datatype="BOOL", data=[True] * 4)])
+    assert request.raster_array([InferInput(name="geotiff", shape=[1], datatype="BYTES", data=["x"])]) is None
+
+
+def test_raster_only_parameters_parse_and_refuse_bad_values():
+    p = request.params({"crs": "EPSG:32633", "transform": "10,0,5e5,0,-10,4e6", "nodata": "0",
+                        "tags": '{"BOA_ADD_OFFSET": -1000}'})
+    assert p.transform == (10.0, 0.0, 5e5, 0.0, -10.0, 4e6) and p.nodata == 0.0
+    assert p.tags == {"BOA_ADD_OFFSET": "-1000"} and p.crs == "EPSG:32633"
+    for bad in ({"tags": "not json"}, {"tags": "[1]"}, {"nodata": "abc"}, {"transform": "a,b"}):
+        with pytest.raises(BadInput):
+            request.params(bad)
