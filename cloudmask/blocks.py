@@ -55,6 +55,11 @@ class Block:
     read: Window  # sent: core plus margin, clipped to the raster
 
 
+def one_request(width: int, height: int, block: int, margin: int) -> bool:
+    """Whether a raster fits one block's read window (core and margins): then it goes as one request, as it is."""
+    return max(width, height) <= block + 2 * margin
+
+
 def _cuts(start: int, length: int, size: int) -> list[tuple[int, int]]:
     """(offset, length) of the cores along one axis: `size` px each, except that a remainder under half a block is
     not left as a sliver (a request for a few px, seen with little context) but shares the last two blocks about
@@ -120,13 +125,10 @@ def block_file(src, win: Window, max_decode_bytes: int = MAX_DECODE_BYTES, index
     """The pixels of `win` (bands `indexes`, 1-based, default all) as an in-memory GeoTIFF keeping nodata and tags,
     its bands described by `names` (default: the file's descriptions); OverBudget (a ValueError) before reading when
     GDAL would have to decode more than max_decode_bytes for it. The caller closes it."""
-    from cloudmask.raster.decode import check_decode_budget
-
     indexes = list(indexes or range(1, src.count + 1))
-    check_decode_budget(src, win, indexes, max_decode_bytes)
-    data = src.read(indexes, window=win)
     names = list(names) if names is not None else [src.descriptions[i - 1] for i in indexes]
-    return geotiff_file(data, src.crs, src.window_transform(win), src.nodata, names, src.tags())
+    px = block_pixels(src, win, names, max_decode_bytes, indexes)
+    return geotiff_file(px.data, px.crs, px.transform, px.nodata, px.names, px.tags)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -275,9 +277,7 @@ def run(src_path: Path | str, out_path: Path | str, predict: Callable[[bytes, Wi
         counts = np.zeros(3, dtype=np.int64)  # valid, cloud, shadow
         versions = set()
         sent = 0
-        # what fits one block's read window (core and margins) is one request as it is
-        small = region.width <= block + 2 * margin and region.height <= block + 2 * margin
-        if small and src_path.stat().st_size <= whole_file_max_bytes:
+        if one_request(region.width, region.height, block, margin) and src_path.stat().st_size <= whole_file_max_bytes:
             payload = src_path.read_bytes()
             ans = predict(payload, None if window is None else tuple(int(v) for v in window), bands)
             plan = [(Block(core=region, read=region), ans, len(payload))]
@@ -314,7 +314,7 @@ def run(src_path: Path | str, out_path: Path | str, predict: Callable[[bytes, Wi
                     with mem:  # sent from GDAL's buffer: the request is the one copy
                         payload = memoryview(mem.getbuffer())
                         try:
-                            write(b, predict(payload, None, None if names else bands), payload.nbytes)
+                            write(b, predict(payload, None, bands), payload.nbytes)
                         finally:
                             payload.release()
 

@@ -232,7 +232,7 @@ def run(args: argparse.Namespace) -> int:
         return client().predict(payload, bands=names, window=server_window, scale=args.scale, offset=args.offset,
                                 level=level)
 
-    many = max(w, h) > args.block + 2 * args.margin  # more than one request: worth a progress bar
+    many = not blocks.one_request(w, h, args.block, args.margin)  # more than one request: worth a progress bar
     bar, update = _progress_bar(many and sys.stderr.isatty())
     # the blocks go into a tiled GeoTIFF beside --out, copied tile by tile into the COG at the end
     partial = args.out.with_name(args.out.name + ".blocks.tif")

@@ -16,6 +16,8 @@ from rasterio.errors import RasterioIOError
 from rasterio.io import MemoryFile
 from rasterio.windows import Window
 
+from cloudmask import contract
+
 from .errors import BadInput, OverBudget
 
 # What GDAL may decode for one request, per pixel of the pixel budget: 64 bytes (1 GiB at the default
@@ -25,7 +27,8 @@ from .errors import BadInput, OverBudget
 DECODE_BYTES_PER_PIXEL = 64
 
 # Pixel types a model input can come from; complex or other types are refused rather than cast.
-DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64")
+# the pixel types a GeoTIFF or a `raster` tensor may hold: the V2 datatypes of the contract, as numpy names
+DTYPES = tuple(contract.RASTER_DATATYPES.values())
 
 
 @dataclasses.dataclass(frozen=True)

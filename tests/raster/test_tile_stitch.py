@@ -373,7 +373,7 @@ def test_fitted_axis_covers_with_the_overlap_on_the_pooling_grid(size, max_chip,
     chip, rows = tp.chip_h, tp.rows
     assert chip % m == 0 and chip <= max(max_chip, -(-size // m) * m)
     assert rows[0] == 0 and all(r % m == 0 for r in rows)
-    assert rows[-1] + chip >= size and rows[-1] + chip - size < max(m, chip - size + 1)  # at most 15 px overhang
+    assert 0 <= rows[-1] + chip - size < m  # covers the axis, overhanging by at most 15 px
     assert all(0 < b - a <= chip - overlap for a, b in zip(rows, rows[1:]))  # distinct; share >= overlap px
     if size > max_chip and overlap % m == 0:  # the fewest chips of at most max_chip that can do it
         n = len(rows)
