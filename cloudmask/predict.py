@@ -127,7 +127,7 @@ def _service_errors(fn, args):
 def _summary(args, res) -> int:
     summary = {"cloud_cover": round(res.cloud_cover, 6), "shadow_cover": round(res.shadow_cover, 6),
                "width": res.width, "height": res.height, "model_version": res.model_version,
-               "seconds": round(res.seconds, 3)}
+               "seconds": round(res.seconds, 3), "requests": res.requests, "bytes_sent": res.bytes_sent}
     if args.json:
         print(json.dumps(summary))
     else:
@@ -139,7 +139,7 @@ def _summary(args, res) -> int:
 
 def run_reference(args: argparse.Namespace) -> int:
     """`cloudmask predict URL[,URL...]|ITEM.json|ITEM-URL`: see cloudmask.refscene."""
-    from cloudmask import refscene
+    from cloudmask import blocks, refscene
 
     try:
         window = _window(args.window)
@@ -159,6 +159,9 @@ def run_reference(args: argparse.Namespace) -> int:
 
     def predict(payload, ref_window):
         kw = dict(scale=args.scale, offset=args.offset, level=level)
+        if isinstance(payload, blocks.Pixels):
+            return client().predict_raster(payload.data, payload.names, crs=payload.crs, transform=payload.transform,
+                                           nodata=payload.nodata, tags=payload.tags, **kw)
         if payload is not None:
             return client().predict(payload, bands=one_file_bands, **kw)
         if ref.item is not None:

@@ -4,8 +4,9 @@ Cloud-Optimized GeoTIFF.
 
 Client-side read (the default): this process range-reads each block's window (with its margin) through
 cloudmask.raster.reference -- only the tiles under it, 20 m bands warped onto the 10 m grid, only the bands a model
-uses -- and sends it to the service as a small GeoTIFF (a local file's blocks go as `raster` tensors instead,
-cloudmask.blocks); never the whole tile in memory. Server-side read (`--server-side-read`): each request carries the reference and the block's window,
+uses -- and sends its pixels to the service as a `raster` tensor with their names and georeferencing, as a local
+file's blocks go (cloudmask.blocks; a small GeoTIFF only when the band names cannot be told here, so the service
+says what is wrong); never the whole tile in memory. Server-side read (`--server-side-read`): each request carries the reference and the block's window,
 and the service reads the pixels (it must allow the URLs: --allowed_uri_prefixes).
 
 The mask is written block by block into a tiled GeoTIFF next to --out, then copied tile by tile into the COG.
@@ -27,7 +28,7 @@ from rasterio.windows import Window
 
 from cloudmask import contract
 from cloudmask.raster import cog, reference, remote, stac, stitch
-from cloudmask.blocks import (BLOCK, MARGIN, Block, Result, blocks, geotiff_file, needed_bands, run_bounded,
+from cloudmask.blocks import (BLOCK, MARGIN, Block, Pixels, Result, blocks, geotiff_file, needed_bands, run_bounded,
                               write_core)
 
 # the user reads what they named: any address, one request's budget per block
@@ -166,8 +167,9 @@ def run(ref: Reference, out_path, predict: Callable, window=None, block: int = B
         timeout_s: float = 300.0) -> Result:
     """Mask `ref` (or its `window`) into the COG `out_path`.
 
-    predict(payload, reference_window) -> client.Answer: payload is the block's GeoTIFF bytes (client-side read,
-    reference_window None) or None (server-side read: the service reads `reference_window` of the reference)."""
+    predict(payload, reference_window) -> client.Answer: payload is the block read here (client-side read,
+    reference_window None): a blocks.Pixels when its band names are known, else its GeoTIFF bytes; or None
+    (server-side read: the service reads `reference_window` of the reference)."""
     t0 = time.perf_counter()
     out_path = Path(out_path)
     region = Window(*window) if window is not None else Window(0, 0, ref.width, ref.height)
@@ -195,11 +197,16 @@ def run(ref: Reference, out_path, predict: Callable, window=None, block: int = B
                         raster = reference.read(r, ref.uris, window=list(win), pick=_pick, names=ref.names,
                                                 tags=ref.tags)
                     picked = [d for d in ref.descriptions if d in set(needed_bands(ref.descriptions))]
-                    payload = block_geotiff(raster, picked if len(picked) == raster.data.shape[0]
-                                            else ref.descriptions)
+                    if len(picked) == raster.data.shape[0]:  # the pixels as they are: nothing to encode or decode
+                        payload = Pixels(data=raster.data, names=picked, crs=raster.crs, transform=raster.transform,
+                                         nodata=raster.nodata, tags=raster.tags)
+                        n = raster.data.nbytes
+                    else:
+                        payload = block_geotiff(raster, ref.descriptions)
+                        n = len(payload)
                     del raster
                     ans = predict(payload, None)
-                    sent[0] += len(payload)
+                    sent[0] += n
                 with lock:
                     write_core(dst, b, region, ans, counts, versions)
 

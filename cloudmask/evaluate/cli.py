@@ -25,7 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-peers", action="store_true", help="skip ukis-csmask and DL-L8S2-UV")
     p.add_argument("--no-dl-l8s2-uv", action="store_true", help="skip the optional DL-L8S2-UV peer")
     p.add_argument("--out", type=Path, default=Path("out/evaluate"), help="metrics.json and PNG panels go here")
-    p.add_argument("--chip", type=int, default=contract.CHIP)
+    p.add_argument("--chip", type=int, default=contract.MAX_CHIP,
+                   help="largest chip side, as the transformer's --max_chip (default %(default)s): chips are sized "
+                        "to each scene up to it, on the nets' 16 px grid")
     p.add_argument("--overlap", type=int, default=contract.OVERLAP)
     p.add_argument("--batch", type=int, default=4, help="chips per predictor call")
     p.add_argument("--no-panels", action="store_true")

@@ -36,7 +36,7 @@ def load(root: Path | None = None, cache: Path | None = None) -> tuple[list, dic
     return out, votes
 
 
-def score(cands, chip=contract.CHIP, overlap=contract.OVERLAP, batch=4, log=print, root=None, cache=None) -> dict:
+def score(cands, chip=contract.MAX_CHIP, overlap=contract.OVERLAP, batch=4, log=print, root=None, cache=None) -> dict:
     """Every candidate on every held-out acquisition: pooled against the built labels (per site and level), and
     cloud IoU against each source on its own."""
     from cloudmask.evaluate.run import evaluate

@@ -1,6 +1,7 @@
 """The scoring run of `cloudmask evaluate`: every candidate on every labelled scene whose bands it can read,
-through the service's own chip / stitch path (cloudmask.raster.tile and .stitch), then argmax; scores, agreement
-with the teacher, false alarms on clear ground. The result is the metrics document (metrics.json)."""
+through the service's own chip / stitch path (`served_mask`: cloudmask.raster.tile.fitted chips, each chip's classes
+cropped by stitch.CropStitcher, as the transformer's default); scores, agreement with the teacher, false alarms on
+clear ground. The result is the metrics document (metrics.json)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,24 @@ from cloudmask.evaluate import metrics
 from cloudmask.evaluate.report import fmt
 
 
+def served_mask(fn, image: np.ndarray, max_chip: int = contract.MAX_CHIP, overlap: int = contract.OVERLAP,
+                batch: int = 4, batch_pixels: int = contract.BATCH_PIXELS) -> np.ndarray:
+    """(H, W, B) -> (H, W) classes as the service answers them (transformer defaults): chips sized to the raster up
+    to `max_chip` on the nets' 16 px grid (tile.fitted; a small scene is one chip of its own size), at most
+    `batch` chips and `batch_pixels` chip pixels per call, each chip's classes answering for the pixels nearer its
+    centre than any other chip's (stitch.CropStitcher). So the cards score the masks users get."""
+    from cloudmask.raster import stitch, tile
+
+    tp = tile.fitted(image.shape[0], image.shape[1], max_chip, overlap)
+    st = stitch.CropStitcher(tp)
+    for pos in tile.batches(tp, batch, batch_pixels):
+        st.add(contract.classes(np.asarray(fn(tile.chips(image, tp, pos)))), pos)
+    return st.mask()
+
+
 def predict(fn, image: np.ndarray, chip: int, overlap: int, batch: int) -> np.ndarray:
-    """(H, W, B) -> (H, W, 3) probabilities through the service's chip / stitch path."""
+    """(H, W, B) -> (H, W, 3) probabilities through fixed chips blended over their overlaps (tile.plan,
+    stitch.Stitcher): the service's `--stitch blend` geometry before chips were fitted; bench.seams compares it."""
     from cloudmask.raster import stitch, tile
 
     tp = tile.plan(image.shape[0], image.shape[1], chip=chip, overlap=overlap)
@@ -35,16 +52,17 @@ def _score(scene, pred) -> dict:
     return res
 
 
-def evaluate(scene_list, cands, chip=contract.CHIP, overlap=contract.OVERLAP, batch=4, out: Path | None = None,
+def evaluate(scene_list, cands, chip=contract.MAX_CHIP, overlap=contract.OVERLAP, batch=4, out: Path | None = None,
              panels: bool = True, log=print, clear_regions=(), masks: dict | None = None) -> dict:
     """Run every candidate on every scene whose bands it can read; return the metrics dict (see metrics.json).
+
+    `chip` is the largest chip side (the transformer's --max_chip), `overlap` the chips' overlap (its --overlap).
 
     `clear_regions` (cloudmask.evaluate.clear): cloud-free ground on which each candidate's cloud and shadow
     fractions are false alarms; reported apart from the labelled scenes and not in s/Mpx.
     `masks`: filled with {(candidate, scene): predicted mask} when given."""
     from cloudmask.evaluate import clear as clear_mod
     from cloudmask.evaluate import panels as panels_mod
-    from cloudmask.raster.stitch import to_mask
 
     results: dict[str, dict] = {}
     masks = {} if masks is None else masks
@@ -64,7 +82,7 @@ def evaluate(scene_list, cands, chip=contract.CHIP, overlap=contract.OVERLAP, ba
         secs, px = 0.0, 0
         for s in runs:
             t = time.perf_counter()
-            pred = to_mask(predict(fn, s.select(c.bands), chip, overlap, batch))
+            pred = served_mask(fn, s.select(c.bands), chip, overlap, batch)
             dt = time.perf_counter() - t
             secs += dt
             px += s.truth.size
@@ -93,7 +111,7 @@ def evaluate(scene_list, cands, chip=contract.CHIP, overlap=contract.OVERLAP, ba
             r["shadow_scenes"] = [s.name for s in runs if s.shadow_labelled]
         r["seconds"] = secs
         r["seconds_per_mpx"] = metrics.seconds_per_mpx(secs, px)
-        per_region = {g.name: clear_mod.commission(to_mask(predict(fn, g.select(c.bands), chip, overlap, batch)))
+        per_region = {g.name: clear_mod.commission(served_mask(fn, g.select(c.bands), chip, overlap, batch))
                       for g in clear_regions if g.has(c.bands)}
         if per_region:
             r["clear_ground"] = {"per_region": per_region, "pooled": clear_mod.pooled(per_region)}
@@ -104,7 +122,8 @@ def evaluate(scene_list, cands, chip=contract.CHIP, overlap=contract.OVERLAP, ba
     _agreement(scene_list, cands, results, masks)
     doc = {"scenes": [_scene_info(s) for s in scene_list], "summary": scene_mod.describe(scene_list),
            "scg_scale": next((s.scale for s in scene_list if s.name == "scg"), None),
-           "chip": chip, "overlap": overlap, "models": results,
+           "chip": chip, "overlap": overlap, "stitch": "crop (as the service: fitted chips, classes cropped)",
+           "models": results,
            "clear_regions": [{"name": g.name, "shape": list(g.data.shape[:2]), "bands": list(g.bands),
                               "level": g.level, "source": g.source} for g in clear_regions]}
     if out is not None and panels:

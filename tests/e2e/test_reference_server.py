@@ -139,7 +139,17 @@ def test_grpc_codes(uri_stack, cogs):
 
 
 def test_predict_server_side_read_equals_reading_here(uri_stack, cogs, tmp_path):
+    from rasterio.windows import Window
+
+    from cloudmask import blocks
+
     here, there = tmp_path / "here.tif", tmp_path / "there.tif"
+    # read here, the blocks go as `raster` tensors: exactly their pixels (6 uint16 bands), no GeoTIFF around them
+    col, row, w, h = (int(v) for v in WINDOW.split(","))
+    with rasterio.open(cogs.root / "cogs" / "B02.tif") as f:  # the file itself: GDAL holds the GIL over HTTP here
+        full = f.shape
+    reads = blocks.blocks(Window(col, row, w, h), 512, blocks.MARGIN, full[1], full[0])
+    raw = sum(int(b.read.width) * int(b.read.height) for b in reads) * 6 * 2
     for out, extra in ((here, []), (there, ["--server-side-read"])):
         for ref in (",".join(urls(cogs)), cogs.url("items/planetary.json")):
             r = subprocess.run(CLI + [ref, "--out", str(out), "--url", uri_stack.url, "--window", WINDOW,
@@ -147,6 +157,9 @@ def test_predict_server_side_read_equals_reading_here(uri_stack, cogs, tmp_path)
                                capture_output=True, text=True, timeout=600)
             assert r.returncode == 0, r.stderr
             assert cog.problems(out) == []
+            summary = json.loads(r.stdout.strip().splitlines()[-1])
+            assert summary["requests"] == len(reads)
+            assert summary["bytes_sent"] == (0 if extra else raw), summary
     with rasterio.open(here) as a, rasterio.open(there) as b:
         assert np.array_equal(a.read(1), b.read(1)) and a.transform == b.transform
 

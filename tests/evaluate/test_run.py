@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cloudmask.evaluate.run import predict
+from cloudmask.evaluate.run import predict, served_mask
 from cloudmask.evaluate.__main__ import main
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
@@ -31,6 +31,20 @@ def test_chip_and_stitch_path_equals_one_call_for_a_per_pixel_model(baseline_6b)
     whole = baseline_6b(img[None])[0]
     stitched = predict(baseline_6b, img, chip=512, overlap=64, batch=2)
     np.testing.assert_allclose(stitched, whole, atol=1e-5)
+
+
+def test_served_path_equals_one_call_for_a_per_pixel_model(baseline_6b):
+    """What evaluate scores is the service's geometry: fitted chips (here 2 x 2 of a 1100 x 1300 scene at 512 px
+    largest, one overhanging) and each chip's classes cropped; for a per-pixel model that is the whole-scene call."""
+    from cloudmask import contract
+    from cloudmask.raster import tile
+
+    rng = np.random.default_rng(1)
+    img = rng.uniform(0, 0.8, (1100, 1300, 6)).astype(np.float32)
+    tp = tile.fitted(1100, 1300, 768, 64)
+    assert len(tp.rows) > 1 and len(tp.cols) > 1
+    whole = contract.classes(baseline_6b(np.pad(img, ((0, 4), (0, 12), (0, 0)), mode="reflect")[None])[0])
+    np.testing.assert_array_equal(served_mask(baseline_6b, img, 768, 64, batch=3), whole[:1100, :1300])
 
 
 def test_evaluate_scene_dir_writes_metrics_and_panels(tmp_path, labelled_dir, capsys):

