@@ -57,8 +57,9 @@ OUTPUT_CLOUD_COVER = "cloud_cover"
 OUTPUT_SHADOW_COVER = "shadow_cover"
 OUTPUT_MASK_GEOTIFF = "mask_geotiff"
 
-# Chip geometry. The nets are fully convolutional with 4 poolings, so any multiple of 16 works. They were trained and
-# are evaluated on CHIP x CHIP; the service sizes its chips to the request, up to MAX_CHIP a side (tile.fitted), and
+# Chip geometry. The nets are fully convolutional with 4 poolings, so any multiple of 16 works. The service and
+# `cloudmask evaluate` size chips to the request, up to MAX_CHIP a side (tile.fitted; CHIP is the fixed chip of the
+# blend path and of the latency bench), and
 # sends at most BATCH_PIXELS of chip pixels per predictor call (four 512 px chips, or one 1024 px chip).
 CHIP = 512
 CHIP_MULTIPLE = 16

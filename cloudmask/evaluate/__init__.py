@@ -1,8 +1,9 @@
 """`cloudmask evaluate`: score our models, the spectral baselines and peer tools on labelled scenes.
 
 Every candidate sees the same pixels through the same path as the service: the scene's reflectance,
-the candidate's bands, cloudmask.raster.tile chips (512 px, 64 px overlap; a smaller scene is one padded
-chip) and cloudmask.raster.stitch blending, then argmax. Candidates:
+the candidate's bands, cloudmask.raster.tile.fitted chips (sized to the scene up to 1024 px, 64 px overlap; a
+scene up to 1024 px is one chip of its own size), each chip's classes cropped (cloudmask.raster.stitch.CropStitcher;
+run.served_mask). Candidates:
   * every model under --model-dir (cloudmask-6b/-4b, baseline-6b/-4b) whose bands the scene has;
   * ukis-csmask, L1C and L2A variants, 6-band and 4-band, whichever the scene's bands allow;
   * DL-L8S2-UV (6- and 4-band, cloud only) when its weights are in ../shared/peers.

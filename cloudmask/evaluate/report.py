@@ -75,8 +75,8 @@ def tables(doc: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     if ho.get("models"):
         sources = sorted({k for r in ho["models"].values() for k in r["cloud_iou_vs_source"]})
         sites = ho["sites"]
-        first = next(iter(ho["models"].values()))["per_site"]
-        head = [f"{g} ({first[g]['level']}, {len(first[g]['scenes'])} scenes)" if g in first else g for g in sites]
+        seen = {g: r["per_site"][g] for r in ho["models"].values() for g in r["per_site"]}  # any model with the site
+        head = [f"{g} ({seen[g]['level']}, {len(seen[g]['scenes'])} scenes)" if g in seen else g for g in sites]
 
         def cell(r, g):
             a = r["per_site"].get(g)
@@ -92,7 +92,7 @@ def tables(doc: dict) -> list[tuple[str, list[str], list[list[str]]]]:
                 for name, r in ho["models"].items()]
         out.append(("Held-out real acquisitions, all sites pooled: cloud IoU against the built labels, then against "
                     "each source alone (each source speaks only where it has data: sen2cor-scl and multi-temporal on "
-                    "worldcereal, cfmask-bqa and b9-cirrus on the Landsat-8 scene)",
+                    "worldcereal, l8-bqa and b9-cirrus on the Landsat-8 scene)",
                     ["model", "built labels", *[f"vs {k}" for k in sources]], rows))
 
     if doc.get("gate"):

@@ -182,6 +182,13 @@ def build_sampler(contract: ModelContract, args, clear, cloudy, labels, real_val
                    **({} if p_real is None else {"p_real": p_real}))
 
 
+def held_out_sites(real_val) -> list[str]:
+    """The held-out sites (realclouds.HOLDOUT_SITES) whose acquisitions are in `real_val` [(scene, label)]."""
+    from cloudmask.train.realclouds import HOLDOUT_SITES
+
+    return sorted(site for site in HOLDOUT_SITES if any(s.name.startswith(site + "_") for s, _ in real_val))
+
+
 def parse_widths(text: str | None) -> tuple[int, ...]:
     from cloudmask.train.unet import DEFAULT_WIDTHS
 
@@ -345,7 +352,7 @@ def train_variant(contract: ModelContract, args, clear, cloudy, labels, command:
             "selection": f"lowest loss on a held-out split: synthetic clouds on the bottom {data.VAL_FRACTION:.0%} rows "
                          f"of clear scenes of at least {data.VAL_MIN_ROWS} rows + the BigEarthNet patch {data.VAL_PATCH}"
                          + (", and real acquisitions of held-out sites "
-                         f"({', '.join(sorted({s.name.rsplit('_', 1)[0] for s, _ in real_val}))}) with built labels"
+                         f"({', '.join(held_out_sites(real_val))}) with built labels"
                          if real_val else "") + "; ../shared/data/labelled never used",
             "real_clouds": real_summary,
             "wall_time_s": round(state["wall_time_s"], 1),

@@ -34,8 +34,9 @@ def test_chip_and_stitch_path_equals_one_call_for_a_per_pixel_model(baseline_6b)
 
 
 def test_served_path_equals_one_call_for_a_per_pixel_model(baseline_6b):
-    """What evaluate scores is the service's geometry: fitted chips (here 2 x 2 of a 1100 x 1300 scene at 512 px
-    largest, one overhanging) and each chip's classes cropped; for a per-pixel model that is the whole-scene call."""
+    """What evaluate scores is the service's geometry: fitted chips (here 2 x 2 of a 1100 x 1300 scene at 768 px
+    largest, the last ones overhanging and padded) and each chip's classes cropped; for a per-pixel model that is
+    the whole-scene call (so this checks where chips go and that they cover the scene, not crop against blend)."""
     from cloudmask import contract
     from cloudmask.raster import tile
 

