@@ -228,7 +228,11 @@ def test_cli_predict_writes_georeferenced_mask(stack, scenes, tmp_path):
                         capture_output=True, text=True, timeout=600)
     assert r1.returncode == 0, r1.stderr
     summary = json.loads(r1.stdout)
-    assert set(summary) == {"cloud_cover", "shadow_cover", "width", "height", "model_version", "seconds"}
+    assert set(summary) == {"cloud_cover", "shadow_cover", "width", "height", "model_version", "seconds", "requests",
+                            "bytes_sent"}
+    with rasterio.open(src_path) as s:  # 512 px blocks of a 13-band scene, each sent as its model's 6 bands
+        raw = 6 * np.dtype(s.dtypes[0]).itemsize * s.width * s.height  # blocks with their margins: more than that
+        assert summary["requests"] > 1 and raw < summary["bytes_sent"] < 13 / 6 * raw
     r2 = subprocess.run(cli + ["--out", str(out_grpc), "--grpc", stack.grpc, "--json"],
                         capture_output=True, text=True, timeout=600)
     assert r2.returncode == 0, r2.stderr
