@@ -35,15 +35,11 @@ def _plan(h, w, overlap, max_chip):
 def _crop(runner, image, overlap, max_chip=None):
     """The mask from chips' classes cropped to their spans (stitch.CropStitcher), not blended; 512 px chips, or
     the service's chips sized to the raster up to max_chip (tile.fitted), as many to a call as it sends."""
-    from cloudmask import contract
-    from cloudmask.raster import stitch, tile
+    from cloudmask.evaluate.run import cropped_mask
 
     tp = _plan(image.shape[0], image.shape[1], overlap, max_chip)
-    st = stitch.CropStitcher(tp)
-    for pos in tile.batches(tp, 4, contract.BATCH_PIXELS):
-        st.add(contract.classes(np.asarray(runner(tile.chips(image, tp, pos)))), pos)
     CHIP_PX[0] += len(tp) * tp.chip_h * tp.chip_w
-    return st.mask()
+    return cropped_mask(runner, image, tp)
 
 
 def _blend(runner, image, overlap):

@@ -58,9 +58,9 @@ OUTPUT_SHADOW_COVER = "shadow_cover"
 OUTPUT_MASK_GEOTIFF = "mask_geotiff"
 
 # Chip geometry. The nets are fully convolutional with 4 poolings, so any multiple of 16 works. The service and
-# `cloudmask evaluate` size chips to the request, up to MAX_CHIP a side (tile.fitted; CHIP is the fixed chip of the
-# blend path and of the latency bench), and
-# sends at most BATCH_PIXELS of chip pixels per predictor call (four 512 px chips, or one 1024 px chip).
+# `cloudmask evaluate` size chips to the request, up to MAX_CHIP a side (tile.fitted), at most BATCH_PIXELS of chip
+# pixels per predictor call (four 512 px chips, or one 1024 px chip); CHIP is the fixed chip of tile.plan (the blend
+# path, training) and of the latency bench.
 CHIP = 512
 CHIP_MULTIPLE = 16
 MAX_CHIP = 1024

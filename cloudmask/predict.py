@@ -137,6 +137,12 @@ def _summary(args, res) -> int:
     return 0
 
 
+def _send_pixels(client, px, **kw):
+    """One block's pixels (blocks.Pixels) as the service's `raster` input."""
+    return client.predict_raster(px.data, px.names, crs=px.crs, transform=px.transform, nodata=px.nodata,
+                                 tags=px.tags, **kw)
+
+
 def run_reference(args: argparse.Namespace) -> int:
     """`cloudmask predict URL[,URL...]|ITEM.json|ITEM-URL`: see cloudmask.refscene."""
     from cloudmask import blocks, refscene
@@ -160,8 +166,7 @@ def run_reference(args: argparse.Namespace) -> int:
     def predict(payload, ref_window):
         kw = dict(scale=args.scale, offset=args.offset, level=level)
         if isinstance(payload, blocks.Pixels):
-            return client().predict_raster(payload.data, payload.names, crs=payload.crs, transform=payload.transform,
-                                           nodata=payload.nodata, tags=payload.tags, **kw)
+            return _send_pixels(client(), payload, **kw)
         if payload is not None:
             return client().predict(payload, bands=one_file_bands, **kw)
         if ref.item is not None:
@@ -229,9 +234,7 @@ def run(args: argparse.Namespace) -> int:
 
     def predict(payload, server_window, names):
         if isinstance(payload, blocks.Pixels):
-            return client().predict_raster(payload.data, payload.names, crs=payload.crs, transform=payload.transform,
-                                           nodata=payload.nodata, tags=payload.tags, scale=args.scale,
-                                           offset=args.offset, level=level)
+            return _send_pixels(client(), payload, scale=args.scale, offset=args.offset, level=level)
         return client().predict(payload, bands=names, window=server_window, scale=args.scale, offset=args.offset,
                                 level=level)
 

@@ -191,7 +191,7 @@ def run(ref: Reference, out_path, predict: Callable, window=None, block: int = B
             def one(b: Block):
                 win = (int(b.read.col_off), int(b.read.row_off), int(b.read.width), int(b.read.height))
                 if server_side:
-                    ans = predict(None, win)
+                    ans, n = predict(None, win), 0
                 else:
                     with remote.reading(policy) as r:
                         raster = reference.read(r, ref.uris, window=list(win), pick=_pick, names=ref.names,
@@ -206,9 +206,8 @@ def run(ref: Reference, out_path, predict: Callable, window=None, block: int = B
                         n = len(payload)
                     del raster
                     ans = predict(payload, None)
-                    with lock:
-                        sent[0] += n
                 with lock:
+                    sent[0] += n
                     write_core(dst, b, region, ans, counts, versions)
 
             run_bounded(one, todo, concurrency, progress)  # at most `concurrency` blocks in memory at once

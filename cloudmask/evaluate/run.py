@@ -22,9 +22,16 @@ def served_mask(fn, image: np.ndarray, max_chip: int = contract.MAX_CHIP, overla
     to `max_chip` on the nets' 16 px grid (tile.fitted; a small scene is one chip of its own size), at most
     `batch` chips and `batch_pixels` chip pixels per call, each chip's classes answering for the pixels nearer its
     centre than any other chip's (stitch.CropStitcher). So the cards score the masks users get."""
+    from cloudmask.raster import tile
+
+    return cropped_mask(fn, image, tile.fitted(image.shape[0], image.shape[1], max_chip, overlap), batch,
+                        batch_pixels)
+
+
+def cropped_mask(fn, image: np.ndarray, tp, batch: int = 4, batch_pixels: int | None = contract.BATCH_PIXELS):
+    """(H, W, B) -> (H, W) classes of the chips of plan `tp`, each cropped to its span (stitch.CropStitcher)."""
     from cloudmask.raster import stitch, tile
 
-    tp = tile.fitted(image.shape[0], image.shape[1], max_chip, overlap)
     st = stitch.CropStitcher(tp)
     for pos in tile.batches(tp, batch, batch_pixels):
         st.add(contract.classes(np.asarray(fn(tile.chips(image, tp, pos)))), pos)

@@ -26,8 +26,8 @@ from .errors import BadInput, OverBudget
 # the header says how much before any pixel is read.
 DECODE_BYTES_PER_PIXEL = 64
 
-# Pixel types a model input can come from; complex or other types are refused rather than cast.
-# the pixel types a GeoTIFF or a `raster` tensor may hold: the V2 datatypes of the contract, as numpy names
+# Pixel types a model input (a GeoTIFF or a `raster` tensor) can come from: the contract's V2 datatypes as numpy
+# names; complex or other types are refused rather than cast.
 DTYPES = tuple(contract.RASTER_DATATYPES.values())
 
 
@@ -131,6 +131,17 @@ def _text(read, what: str):
         raise BadInput(f"geotiff {what} are not valid UTF-8 text") from None
 
 
+def check_window(window, width: int, height: int, max_pixels: int | None) -> Window | None:
+    """`window` ([col, row, width, height] or None) inside a width x height raster, and what it selects within
+    max_pixels: the Window (None for the whole raster), else BadInput / OverBudget."""
+    win = parse_window(window, width, height) if window is not None else None
+    w, h = (win.width, win.height) if win is not None else (width, height)
+    if max_pixels is not None and w * h > max_pixels:
+        raise OverBudget(f"raster of {w}x{h} px exceeds the request budget of {max_pixels} px; "
+                         "send a window or use `cloudmask predict`, which splits large scenes")
+    return win
+
+
 def decode(payload: bytes | Embedded, window=None, max_pixels: int | None = None, pick=None) -> Raster:
     """Decode GeoTIFF bytes (or an Embedded file); `window` is [col, row, width, height]; refuse more than max_pixels,
     and more than max_pixels * DECODE_BYTES_PER_PIXEL bytes of strips/tiles decoded to get them.
@@ -145,13 +156,7 @@ def decode(payload: bytes | Embedded, window=None, max_pixels: int | None = None
         raise BadInput("geotiff is not a TIFF (bad magic bytes)")
     try:
         with _open(payload) as src:
-            win = parse_window(window, src.width, src.height) if window is not None else None
-            w, h = (win.width, win.height) if win is not None else (src.width, src.height)
-            if max_pixels is not None and w * h > max_pixels:
-                raise OverBudget(
-                    f"raster of {w}x{h} px exceeds the request budget of {max_pixels} px; "
-                    "send a window or use `cloudmask predict`, which splits large scenes"
-                )
+            win = check_window(window, src.width, src.height, max_pixels)
             bad = sorted({d for d in src.dtypes if d not in DTYPES})
             if bad:
                 raise BadInput(f"geotiff pixel type {', '.join(bad)} is not supported; "
@@ -212,11 +217,7 @@ def from_array(data: np.ndarray, names, crs=None, transform=None, nodata=None, t
             raise BadInput(f"transform must be the six finite affine coefficients a,b,c,d,e,f of an invertible "
                            f"transform, got {transform!r}")
         transform = Affine(*coeffs)
-    win = parse_window(window, width, height) if window is not None else None
-    w, h = (win.width, win.height) if win is not None else (width, height)
-    if max_pixels is not None and w * h > max_pixels:
-        raise OverBudget(f"raster of {w}x{h} px exceeds the request budget of {max_pixels} px; "
-                         "send a window or use `cloudmask predict`, which splits large scenes")
+    win = check_window(window, width, height, max_pixels)
     if win is not None:
         r0, c0 = int(win.row_off), int(win.col_off)
         data = data[:, r0:r0 + int(win.height), c0:c0 + int(win.width)]

@@ -37,15 +37,6 @@ def band_from_name(url: str) -> str | None:
     return found.pop() if len(found) == 1 else None
 
 
-def _check_window(window, width: int, height: int, max_pixels: int | None) -> Window | None:
-    win = decode_ops.parse_window(window, width, height) if window is not None else None
-    w, h = (win.width, win.height) if win is not None else (width, height)
-    if max_pixels is not None and w * h > max_pixels:
-        raise OverBudget(f"raster of {w}x{h} px exceeds the request budget of {max_pixels} px; "
-                         "send a window or use `cloudmask predict`, which reads large scenes block by block")
-    return win
-
-
 def _check_dtypes(src, url: str) -> None:
     bad = sorted({d for d in src.dtypes if d not in decode_ops.DTYPES})
     if bad:
@@ -91,7 +82,7 @@ def read(reader: remote.Reader, uris, window=None, max_pixels: int | None = None
     indexes = pick(descriptions, len(uris)) if pick is not None else list(range(1, len(uris) + 1))
     srcs = [src_of(i - 1) for i in indexes]
     ref = min(srcs, key=lambda s: abs(s.res[0]))  # the finest grid; the first of equals
-    win = _check_window(window, ref.width, ref.height, max_pixels)
+    win = decode_ops.check_window(window, ref.width, ref.height, max_pixels)
     if win is None:
         win = Window(0, 0, ref.width, ref.height)
     transform = ref.window_transform(win)
@@ -132,7 +123,7 @@ def read(reader: remote.Reader, uris, window=None, max_pixels: int | None = None
 
 def _read_one(reader, uri, window, max_pixels, budget, pick, tags) -> decode_ops.Raster:
     src = reader.open(uri)
-    win = _check_window(window, src.width, src.height, max_pixels)
+    win = decode_ops.check_window(window, src.width, src.height, max_pixels)
     _check_dtypes(src, uri)
     descriptions = decode_ops._text(lambda: tuple(src.descriptions), "band descriptions")
     file_tags = decode_ops._text(src.tags, "metadata tags")

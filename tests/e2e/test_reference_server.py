@@ -146,7 +146,8 @@ def test_predict_server_side_read_equals_reading_here(uri_stack, cogs, tmp_path)
     here, there = tmp_path / "here.tif", tmp_path / "there.tif"
     # read here, the blocks go as `raster` tensors: exactly their pixels (6 uint16 bands), no GeoTIFF around them
     col, row, w, h = (int(v) for v in WINDOW.split(","))
-    with rasterio.open(cogs.root / "cogs" / "B02.tif") as f:  # the file itself: GDAL holds the GIL over HTTP here
+    # the file itself: opened over HTTP from this process (whose threads run the range server), it hung
+    with rasterio.open(cogs.root / "cogs" / "B02.tif") as f:
         full = f.shape
     reads = blocks.blocks(Window(col, row, w, h), 512, blocks.MARGIN, full[1], full[0])
     raw = sum(int(b.read.width) * int(b.read.height) for b in reads) * 6 * 2
